@@ -1,0 +1,1 @@
+"""The write side of prepmeet: aggregates, their events and the application service."""

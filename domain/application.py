@@ -1,0 +1,923 @@
+"""The application service: one command method per action, and single-object queries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog
+from eventsourcing.domain import Aggregate, DomainEvent
+from eventsourcing.persistence import IntegrityError, Notification
+
+from domain import rules
+from domain.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFound,
+    RuleViolation,
+    Unauthenticated,
+    VersionConflict,
+)
+from domain.meeting import CLOSED, OPEN, Meeting
+from domain.proposal import APPROVED, Proposal
+from domain.users import ApiToken, User, token_hash, token_index_id
+
+SYSTEM = "system"
+"""The actor of commands given at the command line by the operator, not over HTTP."""
+
+IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:idempotency")
+PROPOSAL_LOG_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:meeting-proposals")
+RETRIES = 8
+BASE_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
+REDACTED_FIELDS = ("token_hash",)
+
+A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
+
+
+class ProposalLogged(DomainEvent):
+    """An entry in a meeting's log of proposal ids (written with the proposal's creation)."""
+
+    proposal_id: str
+    theme: str
+
+
+@dataclass
+class Result:
+    """What a command returns: the object's new state and the position of its last event."""
+
+    state: dict[str, Any]
+    position: int
+    created: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """A compiled outcome ready to be recorded by ``forward_meeting``."""
+
+    document: str
+    sha256: str
+    document_position: int
+    signature: str
+    chain_head: str | None = None
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def event_type(event: object) -> str:
+    return type(event).__qualname__.replace(".", "")
+
+
+def event_data(event: object) -> dict[str, Any]:
+    data = {}
+    for name, value in vars(event).items():
+        if name in BASE_FIELDS or name in REDACTED_FIELDS:
+            continue
+        data[name] = str(value) if isinstance(value, UUID) else value
+    return data
+
+
+def new(cls: type[A], created: type[Any], id_: UUID | None, **kwargs: Any) -> A:
+    """A new aggregate with the given id (a fresh one when ``None``)."""
+    return cls._create(created, id=id_, **kwargs)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class PreparatoryMeetings(Application[UUID]):
+    """Meetings, their participants and proposals, and the people who act on them."""
+
+    name = "prepmeet"
+    env = {"AGGREGATE_CACHE_MAXSIZE": "4000", "COMPRESSOR_TOPIC": ""}
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._meeting_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # --- infrastructure helpers ----------------------------------------------------
+
+    def _get(self, cls: type[A], kind: str, id_: UUID | str) -> A:
+        try:
+            uid = id_ if isinstance(id_, UUID) else UUID(str(id_))
+        except ValueError:
+            raise NotFound(kind, id_) from None
+        try:
+            agg: object = self.repository.get(uid)
+        except AggregateNotFoundError:
+            raise NotFound(kind, id_) from None
+        if not isinstance(agg, cls):
+            raise NotFound(kind, id_)
+        return agg
+
+    def _find(self, cls: type[A], id_: UUID) -> A | None:
+        try:
+            agg: object = self.repository.get(id_)
+        except AggregateNotFoundError:
+            return None
+        return agg if isinstance(agg, cls) else None
+
+    def _save(self, *items: Aggregate | DomainEvent | None) -> int:
+        recordings = self.save(*items)
+        return max(r.notification.id for r in recordings) if recordings else self.last_position()
+
+    def last_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def _meeting_lock(self, meeting_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._meeting_locks.setdefault(meeting_id, threading.Lock())
+
+    def _change(
+        self,
+        cls: type[A],
+        kind: str,
+        id_: UUID | str,
+        expected_version: int | None,
+        decide: Callable[[A], list[Aggregate | DomainEvent] | None],
+    ) -> tuple[A, int]:
+        """Load, decide and save; retry on a concurrent change unless a version was expected."""
+        for _ in range(RETRIES):
+            agg = self._get(cls, kind, id_)
+            if expected_version is not None and agg.version != expected_version:
+                raise VersionConflict(kind, id_, expected_version, agg.version)
+            others = decide(agg) or []
+            try:
+                return agg, self._save(agg, *others)
+            except IntegrityError:
+                if expected_version is not None:
+                    raise VersionConflict(kind, id_, expected_version, None) from None
+        raise VersionConflict(kind, id_, None, None)
+
+    def _create_once(
+        self,
+        cls: type[A],
+        kind: str,
+        actor: str,
+        scope: str,
+        key: str | None,
+        payload: dict[str, Any],
+        build: Callable[[UUID | None, str | None], list[Aggregate | DomainEvent]],
+    ) -> tuple[A, int, bool]:
+        """Create an object, once per idempotency key: a retry returns the first result."""
+        if key is None:
+            items = build(None, None)
+            return items[0], self._save(*items), True  # type: ignore[return-value]
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            raise InvalidInput("Idempotency-Key must be 1 to 255 characters", "Idempotency-Key")
+        hashed = request_hash(payload)
+        id_ = uuid5(IDEMPOTENCY_NAMESPACE, f"{kind}|{actor}|{scope}|{key}")
+        for _ in range(RETRIES):
+            existing = self._find(cls, id_)
+            if existing is not None:
+                if getattr(existing, "request_hash", None) != hashed:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used before with a different request"
+                    )
+                return existing, self.last_position(), False
+            items = build(id_, hashed)
+            try:
+                return items[0], self._save(*items), True  # type: ignore[return-value]
+            except IntegrityError:
+                continue
+        raise VersionConflict(kind, id_, None, None)
+
+    # --- people ------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> User:
+        """The user holding this bearer token; revoked and unknown tokens are refused."""
+        if not token or len(token) > 512:
+            raise Unauthenticated("invalid bearer token")
+        hashed = token_hash(token)
+        index = self._find(ApiToken, token_index_id(hashed))
+        if index is None:
+            raise Unauthenticated("invalid bearer token")
+        user = self._find(User, UUID(index.user_id))
+        if user is None or not user.holds(hashed):
+            raise Unauthenticated("invalid bearer token")
+        return user
+
+    def _user(self, actor: str) -> User | None:
+        """The acting user; ``None`` for the operator at the command line."""
+        if actor == SYSTEM:
+            return None
+        return self._get(User, "user", actor)
+
+    def _require_secretariat(self, actor: str, action: str) -> None:
+        user = self._user(actor)
+        if user is not None and not user.secretariat:
+            raise Forbidden(f"only the secretariat may {action}")
+
+    def get_user(self, user_id: UUID | str) -> User:
+        return self._get(User, "user", user_id)
+
+    def create_user(
+        self,
+        actor: str,
+        name: str,
+        delegation: str,
+        secretariat: bool = False,
+        ministerial: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        self._require_secretariat(actor, "create users")
+        rules.text(name, "name", rules.NAME_MAX)
+        rules.text(delegation, "delegation", rules.NAME_MAX)
+        if not isinstance(secretariat, bool) or not isinstance(ministerial, bool):
+            raise InvalidInput("secretariat and ministerial must be booleans")
+        payload: dict[str, Any] = {
+            "name": name,
+            "delegation": delegation,
+            "secretariat": secretariat,
+            "ministerial": ministerial,
+        }
+        issued: dict[str, str] = {}
+
+        def build(id_: UUID | None, hashed: str | None) -> list[Aggregate | DomainEvent]:
+            user = new(User, User.Registered, id_, actor=actor, request_hash=hashed, **payload)
+            token, th = user.issue_token(actor)
+            issued["token"] = token
+            index = self._token_index(actor, user, th)
+            return [user, index]
+
+        user, position, created = self._create_once(
+            User, "user", actor, "users", idempotency_key, payload, build
+        )
+        if not created:
+            token_result = self.issue_token(actor, user.id)
+            issued["token"] = token_result.extra["token"]
+            position = token_result.position
+            user = self.get_user(user.id)
+        return Result(user.as_dict(), position, created, {"token": issued["token"]})
+
+    @staticmethod
+    def _token_index(actor: str, user: User, hashed: str) -> ApiToken:
+        return new(
+            ApiToken,
+            ApiToken.Issued,
+            token_index_id(hashed),
+            actor=actor,
+            user_id=str(user.id),
+            token_hash=hashed,
+        )
+
+    def issue_token(self, actor: str, user_id: UUID | str) -> Result:
+        self._require_secretariat(actor, "issue tokens")
+        issued: dict[str, str] = {}
+
+        def decide(user: User) -> list[Aggregate | DomainEvent]:
+            token, th = user.issue_token(actor)
+            issued["token"] = token
+            return [self._token_index(actor, user, th)]
+
+        user, position = self._change(User, "user", user_id, None, decide)
+        return Result(user.as_dict(), position, True, {"token": issued["token"]})
+
+    def revoke_tokens(self, actor: str, user_id: UUID | str) -> Result:
+        self._require_secretariat(actor, "revoke tokens")
+
+        def decide(user: User) -> list[Aggregate | DomainEvent]:
+            user.revoke_tokens(actor)
+            return []
+
+        user, position = self._change(User, "user", user_id, None, decide)
+        return Result(user.as_dict(), position, False)
+
+    # --- meetings ----------------------------------------------------------------
+
+    def can_read_meeting(self, actor: str, meeting: Meeting) -> bool:
+        user = self._user(actor)
+        if user is None or user.secretariat or user.ministerial:
+            return True
+        return str(user.id) in meeting.participants
+
+    def get_meeting(self, actor: str, meeting_id: UUID | str) -> Meeting:
+        """The meeting, when the actor may read it; otherwise it is not found."""
+        meeting = self._get(Meeting, "meeting", meeting_id)
+        if not self.can_read_meeting(actor, meeting):
+            raise NotFound("meeting", meeting_id)
+        return meeting
+
+    def schedule_meeting(
+        self,
+        actor: str,
+        title: str,
+        venue: str,
+        starts_on: str,
+        ends_on: str,
+        hosts: Sequence[str],
+        ministerial: str,
+        themes: Sequence[dict[str, str]],
+        idempotency_key: str | None = None,
+    ) -> Result:
+        self._require_secretariat(actor, "schedule meetings")
+        rules.text(title, "title", rules.TITLE_MAX)
+        rules.text(venue, "venue", rules.NAME_MAX)
+        start = rules.iso_date(starts_on, "starts_on")
+        end = rules.iso_date(ends_on, "ends_on")
+        if end < start:
+            raise InvalidInput("ends_on is before starts_on", "ends_on")
+        if not hosts or len(hosts) > 20:
+            raise InvalidInput("hosts must name 1 to 20 hosts", "hosts")
+        for host in hosts:
+            rules.text(host, "hosts", rules.NAME_MAX)
+        rules.key(ministerial, "ministerial")
+        if not themes or len(themes) > 20:
+            raise InvalidInput("themes must list 1 to 20 themes", "themes")
+        clean_themes = []
+        for theme in themes:
+            if not isinstance(theme, dict) or set(theme) != {"key", "title"}:
+                raise InvalidInput("each theme is {key, title}", "themes")
+            clean_themes.append(
+                {
+                    "key": rules.key(theme["key"], "themes.key"),
+                    "title": rules.text(theme["title"], "themes.title", rules.TITLE_MAX),
+                }
+            )
+        if len({t["key"] for t in clean_themes}) != len(clean_themes):
+            raise InvalidInput("theme keys must be unique", "themes")
+        payload: dict[str, Any] = {
+            "title": title,
+            "venue": venue,
+            "starts_on": start,
+            "ends_on": end,
+            "hosts": list(hosts),
+            "ministerial": ministerial,
+            "themes": clean_themes,
+        }
+
+        def build(id_: UUID | None, hashed: str | None) -> list[Aggregate | DomainEvent]:
+            meeting = new(
+                Meeting, Meeting.Scheduled, id_, actor=actor, request_hash=hashed, **payload
+            )
+            return [meeting]
+
+        meeting, position, created = self._create_once(
+            Meeting, "meeting", actor, "meetings", idempotency_key, payload, build
+        )
+        return Result(meeting.as_dict(), position, created)
+
+    def _meeting_command(
+        self,
+        actor: str,
+        meeting_id: UUID | str,
+        expected_version: int | None,
+        decide: Callable[[Meeting], list[Aggregate | DomainEvent] | None],
+    ) -> Result:
+        meeting, position = self._change(Meeting, "meeting", meeting_id, expected_version, decide)
+        return Result(meeting.as_dict(), position, False)
+
+    def check_meeting_action(self, actor: str, meeting_id: UUID | str, action: str) -> Meeting:
+        """Existence, read access, then role: the checks of a meeting command, in that order."""
+        meeting = self.get_meeting(actor, meeting_id)
+        self._require_secretariat(actor, action)
+        return meeting
+
+    def open_meeting(
+        self, actor: str, meeting_id: UUID | str, expected_version: int | None = None
+    ) -> Result:
+        self.check_meeting_action(actor, meeting_id, "open a meeting")
+        return self._meeting_command(actor, meeting_id, expected_version, lambda m: m.open(actor))
+
+    def close_meeting(
+        self, actor: str, meeting_id: UUID | str, expected_version: int | None = None
+    ) -> Result:
+        self.check_meeting_action(actor, meeting_id, "close a meeting")
+        return self._meeting_command(actor, meeting_id, expected_version, lambda m: m.close(actor))
+
+    def reopen_meeting(
+        self,
+        actor: str,
+        meeting_id: UUID | str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_meeting_action(actor, meeting_id, "reopen a meeting")
+        rules.reason(reason)
+        return self._meeting_command(
+            actor, meeting_id, expected_version, lambda m: m.reopen(actor, reason)
+        )
+
+    def enrol_participant(
+        self,
+        actor: str,
+        meeting_id: UUID | str,
+        user_id: UUID | str,
+        role: str,
+        themes: Sequence[str],
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_meeting_action(actor, meeting_id, "enrol participants")
+        user = self._get(User, "user", user_id)
+        if not isinstance(themes, list | tuple):
+            raise InvalidInput("themes must be a list", "themes")
+        return self._meeting_command(
+            actor,
+            meeting_id,
+            expected_version,
+            lambda m: m.enrol(actor, str(user.id), role, list(themes)),
+        )
+
+    def forward_meeting(
+        self,
+        actor: str,
+        meeting_id: UUID | str,
+        compile_outcome: Callable[[Meeting], Forwarding],
+        expected_version: int | None = None,
+    ) -> Result:
+        """Record the compiled outcome as the meeting's next forwarded version."""
+        self.check_meeting_action(actor, meeting_id, "forward a meeting")
+        lock = self._meeting_lock(str(meeting_id))
+        record: dict[str, Any] = {}
+
+        def decide(meeting: Meeting) -> list[Aggregate | DomainEvent]:
+            if meeting.status != CLOSED:
+                meeting.forward(actor, "", "", 0, "", None)  # raises the lifecycle refusal
+            outcome = compile_outcome(meeting)
+            record.update(
+                meeting.forward(
+                    actor,
+                    outcome.document,
+                    outcome.sha256,
+                    outcome.document_position,
+                    outcome.signature,
+                    outcome.chain_head,
+                )
+            )
+            return []
+
+        with lock:
+            result = self._meeting_command(actor, meeting_id, expected_version, decide)
+        result.extra["record"] = self.version_record(record)
+        return result
+
+    @staticmethod
+    def version_record(record: dict[str, Any]) -> dict[str, Any]:
+        out = dict(record)
+        at = out.get("forwarded_at")
+        if isinstance(at, datetime):
+            out["forwarded_at"] = iso(at)
+        return out
+
+    def get_forwarded_document(
+        self, actor: str, meeting_id: UUID | str, version: int
+    ) -> tuple[str, str]:
+        """The canonical JSON and signature recorded when this version was forwarded."""
+        meeting = self.get_meeting(actor, meeting_id)
+        for ev in self.events.get(meeting.id):
+            if isinstance(ev, Meeting.OutcomeForwarded) and ev.version_number == version:
+                return ev.document, ev.signature
+        raise NotFound("outcome version", version)
+
+    def order_theme(
+        self,
+        actor: str,
+        meeting_id: UUID | str,
+        theme: str,
+        proposal_ids: Sequence[str],
+        expected_version: int | None = None,
+    ) -> Result:
+        meeting = self.get_meeting(actor, meeting_id)
+        if actor != SYSTEM and not meeting.has_role(actor, "chair", theme):
+            raise Forbidden("only a chair of this theme may order its recommendations")
+        meeting.require_theme(theme)
+        ids = [str(p) for p in proposal_ids]
+
+        def decide(m: Meeting) -> list[Aggregate | DomainEvent]:
+            approved = {str(p.id) for p in self._proposals_of(m, theme) if p.status == APPROVED}
+            m.order_theme(actor, theme, ids, approved)
+            return []
+
+        return self._meeting_command(actor, meeting_id, expected_version, decide)
+
+    # --- proposals ---------------------------------------------------------------
+
+    def _proposal_log(self, meeting_id: UUID | str) -> EventSourcedLog[ProposalLogged]:
+        return EventSourcedLog(
+            self.events, uuid5(PROPOSAL_LOG_NAMESPACE, str(meeting_id)), ProposalLogged
+        )
+
+    def proposal_ids(self, meeting_id: UUID | str) -> Iterator[ProposalLogged]:
+        return self._proposal_log(meeting_id).get()
+
+    def _proposals_of(self, meeting: Meeting, theme: str) -> list[Proposal]:
+        return [
+            self._get(Proposal, "proposal", entry.proposal_id)
+            for entry in self.proposal_ids(meeting.id)
+            if entry.theme == theme
+        ]
+
+    def get_proposal(self, actor: str, proposal_id: UUID | str) -> tuple[Proposal, Meeting]:
+        """The proposal and its meeting, when the actor may read them."""
+        proposal = self._get(Proposal, "proposal", proposal_id)
+        meeting = self._get(Meeting, "meeting", proposal.meeting_id)
+        if not self.can_read_meeting(actor, meeting):
+            raise NotFound("proposal", proposal_id)
+        return proposal, meeting
+
+    def proposal_state(self, proposal: Proposal) -> dict[str, Any]:
+        state = proposal.as_dict()
+        proposer = self._find(User, UUID(proposal.proposer_id))
+        state["proposer"] = {
+            "id": proposal.proposer_id,
+            "name": proposer.name if proposer else None,
+            "delegation": proposer.delegation if proposer else None,
+        }
+        del state["proposer_id"]
+        return state
+
+    def draft_proposal(
+        self,
+        actor: str,
+        meeting_id: UUID | str,
+        theme: str,
+        title: str,
+        text: str,
+        rationale: str | None = None,
+        submit: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        meeting = self.get_meeting(actor, meeting_id)
+        if not isinstance(theme, str):
+            raise InvalidInput("theme must be a string", "theme")
+        if not meeting.has_role(actor, "rapporteur"):
+            raise Forbidden("only a rapporteur of this meeting may propose")
+        meeting.require_theme(theme)
+        if not meeting.has_role(actor, "rapporteur", theme):
+            raise Forbidden(f"you are not a rapporteur of the theme {theme}")
+        rules.text(title, "title", rules.TITLE_MAX)
+        rules.text(text, "text", rules.TEXT_MAX)
+        rules.optional_text(rationale, "rationale", rules.TEXT_MAX)
+        if not isinstance(submit, bool):
+            raise InvalidInput("submit must be a boolean", "submit")
+        meeting.require_status("draft", OPEN)
+        payload = {
+            "theme": theme,
+            "title": title,
+            "text": text,
+            "rationale": rationale,
+            "submit": submit,
+        }
+        log = self._proposal_log(meeting.id)
+
+        def build(id_: UUID | None, hashed: str | None) -> list[Aggregate | DomainEvent]:
+            proposal = new(
+                Proposal,
+                Proposal.Drafted,
+                id_,
+                actor=actor,
+                meeting_id=str(meeting.id),
+                theme=theme,
+                title=title,
+                text=text,
+                rationale=rationale,
+                request_hash=hashed,
+            )
+            if submit:
+                proposal.submit(actor)
+            entry = log.trigger_event(proposal_id=str(proposal.id), theme=theme)
+            return [proposal, entry]
+
+        with self._meeting_lock(str(meeting.id)):
+            for _ in range(RETRIES):
+                try:
+                    proposal, position, created = self._create_once(
+                        Proposal,
+                        "proposal",
+                        actor,
+                        str(meeting.id),
+                        idempotency_key,
+                        payload,
+                        build,
+                    )
+                    break
+                except VersionConflict:
+                    continue
+                except IntegrityError:
+                    continue
+            else:
+                raise VersionConflict("meeting", meeting.id, None, None)
+        return Result(self.proposal_state(proposal), position, created)
+
+    def check_proposal_action(
+        self, actor: str, proposal_id: UUID | str, action: str
+    ) -> tuple[Proposal, Meeting]:
+        """Existence, read access, then role and ownership, in that order."""
+        proposal, meeting = self.get_proposal(actor, proposal_id)
+        if actor == SYSTEM:
+            return proposal, meeting
+        if action in ("revise", "submit", "withdraw"):
+            if proposal.proposer_id != actor:
+                raise Forbidden(f"only the proposer may {action} this proposal")
+            if not meeting.has_role(actor, "rapporteur", proposal.theme):
+                raise Forbidden(f"you are no longer a rapporteur of the theme {proposal.theme}")
+        elif action in ("approve", "reject", "request_revision", "merge", "reconsider"):
+            if not meeting.has_role(actor, "chair", proposal.theme):
+                raise Forbidden(f"only a chair of the theme {proposal.theme} may decide on it")
+        elif action == "comment":
+            if meeting.role_of(actor) not in ("chair", "rapporteur"):
+                raise Forbidden("only chairs and rapporteurs of the meeting may comment")
+        elif action == "endorse":
+            if meeting.role_of(actor) != "rapporteur":
+                raise Forbidden("only rapporteurs of the meeting may endorse")
+        else:  # pragma: no cover - a programming error
+            raise ValueError(action)
+        return proposal, meeting
+
+    def _proposal_command(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        action: str,
+        expected_version: int | None,
+        meeting_states: tuple[str, ...],
+        decide: Callable[[Proposal], list[Aggregate | DomainEvent] | None],
+    ) -> Result:
+        _, meeting = self.check_proposal_action(actor, proposal_id, action)
+
+        def checked(proposal: Proposal) -> list[Aggregate | DomainEvent]:
+            proposal.check(action)
+            current = self._get(Meeting, "meeting", proposal.meeting_id)
+            current.require_status(action.replace("_", " "), *meeting_states)
+            return decide(proposal) or []
+
+        with self._meeting_lock(str(meeting.id)):
+            proposal, position = self._change(
+                Proposal, "proposal", proposal_id, expected_version, checked
+            )
+        return Result(self.proposal_state(proposal), position, False)
+
+    def revise_proposal(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        title: str | None = None,
+        text: str | None = None,
+        rationale: str | None = None,
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_proposal_action(actor, proposal_id, "revise")
+        if title is None and text is None and rationale is None:
+            raise InvalidInput("give at least one of title, text, rationale")
+        if title is not None:
+            rules.text(title, "title", rules.TITLE_MAX)
+        if text is not None:
+            rules.text(text, "text", rules.TEXT_MAX)
+        rules.optional_text(rationale, "rationale", rules.TEXT_MAX)
+        return self._proposal_command(
+            actor,
+            proposal_id,
+            "revise",
+            expected_version,
+            (OPEN,),
+            lambda p: p.revise(actor, title, text, rationale),
+        )
+
+    def submit_proposal(
+        self, actor: str, proposal_id: UUID | str, expected_version: int | None = None
+    ) -> Result:
+        return self._proposal_command(
+            actor,
+            proposal_id,
+            "submit",
+            expected_version,
+            (OPEN,),
+            lambda p: p.submit(actor),
+        )
+
+    def withdraw_proposal(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_proposal_action(actor, proposal_id, "withdraw")
+        rules.optional_text(reason, "reason", rules.REASON_MAX)
+        return self._proposal_command(
+            actor,
+            proposal_id,
+            "withdraw",
+            expected_version,
+            (OPEN, CLOSED),
+            lambda p: p.withdraw(actor, reason),
+        )
+
+    def approve_proposal(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        final_text: str | None = None,
+        note: str | None = None,
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_proposal_action(actor, proposal_id, "approve")
+        if final_text is not None:
+            rules.text(final_text, "final_text", rules.TEXT_MAX)
+        rules.optional_text(note, "note", rules.REASON_MAX)
+        return self._proposal_command(
+            actor,
+            proposal_id,
+            "approve",
+            expected_version,
+            (OPEN, CLOSED),
+            lambda p: p.approve(actor, final_text, note),
+        )
+
+    def reject_proposal(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_proposal_action(actor, proposal_id, "reject")
+        rules.reason(reason)
+        return self._proposal_command(
+            actor,
+            proposal_id,
+            "reject",
+            expected_version,
+            (OPEN, CLOSED),
+            lambda p: p.reject(actor, reason),
+        )
+
+    def request_revision(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_proposal_action(actor, proposal_id, "request_revision")
+        rules.reason(reason)
+        return self._proposal_command(
+            actor,
+            proposal_id,
+            "request_revision",
+            expected_version,
+            (OPEN, CLOSED),
+            lambda p: p.request_revision(actor, reason),
+        )
+
+    def reconsider_proposal(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_proposal_action(actor, proposal_id, "reconsider")
+        rules.reason(reason)
+        return self._proposal_command(
+            actor,
+            proposal_id,
+            "reconsider",
+            expected_version,
+            (OPEN, CLOSED),
+            lambda p: p.reconsider(actor, reason),
+        )
+
+    def merge_proposal(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        into: UUID | str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Result:
+        self.check_proposal_action(actor, proposal_id, "merge")
+        rules.reason(reason)
+        try:
+            target_id = UUID(str(into))
+            self._get(Proposal, "proposal", target_id)
+        except (ValueError, NotFound):
+            raise InvalidInput(f"no proposal {into} to merge into", "into") from None
+
+        def decide(p: Proposal) -> list[Aggregate | DomainEvent]:
+            target = self._get(Proposal, "proposal", target_id)
+            seen = {str(p.id)}
+            cursor: Proposal | None = target
+            while cursor is not None and cursor.merged_into is not None:
+                if cursor.merged_into in seen:
+                    raise RuleViolation("merging into that proposal would make a cycle")
+                seen.add(cursor.merged_into)
+                cursor = self._find(Proposal, UUID(cursor.merged_into))
+            p.merge_into(actor, target, reason)
+            return []
+
+        return self._proposal_command(
+            actor, proposal_id, "merge", expected_version, (OPEN, CLOSED), decide
+        )
+
+    def comment_on_proposal(self, actor: str, proposal_id: UUID | str, text: str) -> Result:
+        self.check_proposal_action(actor, proposal_id, "comment")
+        rules.text(text, "text", rules.TEXT_MAX)
+        comment_id = str(uuid.uuid4())
+        result = self._proposal_command(
+            actor,
+            proposal_id,
+            "comment",
+            None,
+            (OPEN, CLOSED),
+            lambda p: p.comment(actor, comment_id, text),
+        )
+        result.created = True
+        result.extra["comment_id"] = comment_id
+        return result
+
+    def endorse_proposal(self, actor: str, proposal_id: UUID | str, delegation: str) -> Result:
+        proposal, _ = self.check_proposal_action(actor, proposal_id, "endorse")
+        rules.text(delegation, "delegation", rules.NAME_MAX)
+        user = self._user(actor)
+        if user is not None and delegation != user.delegation:
+            raise Forbidden("a rapporteur endorses only in the name of their own delegation")
+        proposer = self._find(User, UUID(proposal.proposer_id))
+        if proposer is not None and proposer.delegation == delegation:
+            raise RuleViolation(f"{delegation} is the proposing delegation")
+        result = self._proposal_command(
+            actor,
+            proposal_id,
+            "endorse",
+            None,
+            (OPEN, CLOSED),
+            lambda p: p.endorse(actor, delegation),
+        )
+        result.created = True
+        return result
+
+    # --- the record --------------------------------------------------------------
+
+    def history(self, actor: str, proposal_id: UUID | str) -> list[dict[str, Any]]:
+        """Every event of the proposal, oldest first, with its position in the log."""
+        proposal, _ = self.get_proposal(actor, proposal_id)
+        positions = self.event_positions(proposal.id)
+        return [
+            self.describe(ev, positions.get(ev.originator_version, 0))
+            for ev in self.events.get(proposal.id)
+        ]
+
+    def describe(self, ev: Any, position: int) -> dict[str, Any]:
+        return {
+            "position": position,
+            "type": event_type(ev),
+            "at": iso(ev.timestamp),
+            "actor": getattr(ev, "actor", None),
+            "aggregate_id": str(ev.originator_id),
+            "data": event_data(ev),
+        }
+
+    def event_positions(self, originator_id: UUID) -> dict[int, int]:
+        """Map each stored version of an aggregate to its position in the log."""
+        recorder: Any = self.recorder
+        datastore = getattr(recorder, "datastore", None)
+        table = getattr(recorder, "events_table_name", "stored_events")
+        if datastore is not None and hasattr(datastore, "schema"):
+            from psycopg.sql import SQL, Identifier
+
+            stmt = SQL(
+                "SELECT originator_version, notification_id FROM {}.{} WHERE originator_id=%s"
+            ).format(Identifier(datastore.schema), Identifier(table))
+            with datastore.transaction(commit=False) as curs:
+                curs.execute(stmt, (originator_id,))
+                return {r["originator_version"]: r["notification_id"] for r in curs.fetchall()}
+        if datastore is not None:
+            with datastore.transaction(commit=False) as c:
+                c.execute(
+                    f"SELECT originator_version, rowid FROM {table} WHERE originator_id=?",
+                    (originator_id.hex,),
+                )
+                return {r[0]: r[1] for r in c.fetchall()}
+        return {
+            n.originator_version: n.id
+            for n in self._scan_notifications()
+            if n.originator_id == originator_id
+        }
+
+    def _scan_notifications(self) -> Iterator[Notification]:
+        start = 1
+        while True:
+            batch = self.recorder.select_notifications(start, 1000)
+            if not batch:
+                return
+            yield from batch
+            start = batch[-1].id + 1
+
+    def feed(self, since: int, limit: int) -> list[dict[str, Any]]:
+        """Events whose position is greater than ``since``, oldest first."""
+        notes = self.recorder.select_notifications(since, limit, inclusive_of_start=False)
+        return [self.describe(self.mapper.to_domain_event(n), n.id) for n in notes]
