@@ -217,7 +217,7 @@ class PreparatoryMeetings(Application[UUID]):
             return None
         return self._get(User, "user", actor)
 
-    def _require_secretariat(self, actor: str, action: str) -> None:
+    def require_secretariat(self, actor: str, action: str) -> None:
         user = self._user(actor)
         if user is not None and not user.secretariat:
             raise Forbidden(f"only the secretariat may {action}")
@@ -234,7 +234,7 @@ class PreparatoryMeetings(Application[UUID]):
         ministerial: bool = False,
         idempotency_key: str | None = None,
     ) -> Result:
-        self._require_secretariat(actor, "create users")
+        self.require_secretariat(actor, "create users")
         rules.text(name, "name", rules.NAME_MAX)
         rules.text(delegation, "delegation", rules.NAME_MAX)
         if not isinstance(secretariat, bool) or not isinstance(ministerial, bool):
@@ -257,12 +257,8 @@ class PreparatoryMeetings(Application[UUID]):
         user, position, created = self._create_once(
             User, "user", actor, "users", idempotency_key, payload, build
         )
-        if not created:
-            token_result = self.issue_token(actor, user.id)
-            issued["token"] = token_result.extra["token"]
-            position = token_result.position
-            user = self.get_user(user.id)
-        return Result(user.as_dict(), position, created, {"token": issued["token"]})
+        token = issued["token"] if created else None
+        return Result(user.as_dict(), position, created, {"token": token})
 
     @staticmethod
     def _token_index(actor: str, user: User, hashed: str) -> ApiToken:
@@ -276,7 +272,7 @@ class PreparatoryMeetings(Application[UUID]):
         )
 
     def issue_token(self, actor: str, user_id: UUID | str) -> Result:
-        self._require_secretariat(actor, "issue tokens")
+        self.require_secretariat(actor, "issue tokens")
         issued: dict[str, str] = {}
 
         def decide(user: User) -> list[Aggregate | DomainEvent]:
@@ -288,7 +284,7 @@ class PreparatoryMeetings(Application[UUID]):
         return Result(user.as_dict(), position, True, {"token": issued["token"]})
 
     def revoke_tokens(self, actor: str, user_id: UUID | str) -> Result:
-        self._require_secretariat(actor, "revoke tokens")
+        self.require_secretariat(actor, "revoke tokens")
 
         def decide(user: User) -> list[Aggregate | DomainEvent]:
             user.revoke_tokens(actor)
@@ -324,7 +320,7 @@ class PreparatoryMeetings(Application[UUID]):
         themes: Sequence[dict[str, str]],
         idempotency_key: str | None = None,
     ) -> Result:
-        self._require_secretariat(actor, "schedule meetings")
+        self.require_secretariat(actor, "schedule meetings")
         rules.text(title, "title", rules.TITLE_MAX)
         rules.text(venue, "venue", rules.NAME_MAX)
         start = rules.iso_date(starts_on, "starts_on")
@@ -384,7 +380,7 @@ class PreparatoryMeetings(Application[UUID]):
     def check_meeting_action(self, actor: str, meeting_id: UUID | str, action: str) -> Meeting:
         """Existence, read access, then role: the checks of a meeting command, in that order."""
         meeting = self.get_meeting(actor, meeting_id)
-        self._require_secretariat(actor, action)
+        self.require_secretariat(actor, action)
         return meeting
 
     def open_meeting(
@@ -483,6 +479,14 @@ class PreparatoryMeetings(Application[UUID]):
                 return ev.document, ev.signature
         raise NotFound("outcome version", version)
 
+    @staticmethod
+    def require_chair(actor: str, meeting: Meeting, theme: str) -> None:
+        """The theme must exist (else not found) and the actor must chair it (else forbidden)."""
+        if theme not in meeting.theme_keys:
+            raise NotFound("theme", theme)
+        if actor != SYSTEM and not meeting.has_role(actor, "chair", theme):
+            raise Forbidden(f"only a chair of the theme {theme} may order its recommendations")
+
     def order_theme(
         self,
         actor: str,
@@ -492,9 +496,7 @@ class PreparatoryMeetings(Application[UUID]):
         expected_version: int | None = None,
     ) -> Result:
         meeting = self.get_meeting(actor, meeting_id)
-        if actor != SYSTEM and not meeting.has_role(actor, "chair", theme):
-            raise Forbidden("only a chair of this theme may order its recommendations")
-        meeting.require_theme(theme)
+        self.require_chair(actor, meeting, theme)
         ids = [str(p) for p in proposal_ids]
 
         def decide(m: Meeting) -> list[Aggregate | DomainEvent]:
@@ -540,6 +542,11 @@ class PreparatoryMeetings(Application[UUID]):
         del state["proposer_id"]
         return state
 
+    @staticmethod
+    def require_rapporteur(actor: str, meeting: Meeting) -> None:
+        if actor != SYSTEM and not meeting.has_role(actor, "rapporteur"):
+            raise Forbidden("only a rapporteur of this meeting may propose")
+
     def draft_proposal(
         self,
         actor: str,
@@ -554,8 +561,7 @@ class PreparatoryMeetings(Application[UUID]):
         meeting = self.get_meeting(actor, meeting_id)
         if not isinstance(theme, str):
             raise InvalidInput("theme must be a string", "theme")
-        if not meeting.has_role(actor, "rapporteur"):
-            raise Forbidden("only a rapporteur of this meeting may propose")
+        self.require_rapporteur(actor, meeting)
         meeting.require_theme(theme)
         if not meeting.has_role(actor, "rapporteur", theme):
             raise Forbidden(f"you are not a rapporteur of the theme {theme}")

@@ -1,0 +1,1 @@
+"""The HTTP edge of prepmeet: FastAPI application, schemas, routers and the command line."""

@@ -1,0 +1,72 @@
+"""Dependencies of the routes: the container, the current user, preconditions."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.container import Container
+from domain.application import PreparatoryMeetings
+from domain.errors import Unauthenticated
+from domain.users import User
+
+bearer = HTTPBearer(auto_error=False, description="a token issued by the secretariat")
+ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+NEVER = -1
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def get_app(container: Annotated[Container, Depends(get_container)]) -> PreparatoryMeetings:
+    return container.app
+
+
+def authenticate(request: Request) -> User:
+    """The user named by the request's bearer token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("a bearer token is required")
+    user = get_container(request).app.authenticate(token.strip())
+    request.state.user_id = str(user.id)
+    return user
+
+
+def current_user(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    return authenticate(request)
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(description='the ETag of the version this change is based on, e.g. "3"'),
+    ] = None,
+) -> int | None:
+    """The version named by ``If-Match``; one that can match no version when it is malformed."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = ETAG.match(if_match)
+    return int(match.group(1)) if match else NEVER
+
+
+App = Annotated[PreparatoryMeetings, Depends(get_app)]
+CurrentUser = Annotated[User, Depends(current_user)]
+ExpectedVersion = Annotated[int | None, Depends(expected_version)]
+Services = Annotated[Container, Depends(get_container)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="a retry with the same key and body returns the first response",
+    ),
+]

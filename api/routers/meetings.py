@@ -1,0 +1,172 @@
+"""Meetings: scheduling, participants, lifecycle, theme order."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from api.deps import App, CurrentUser, ExpectedVersion, IdempotencyKey, Services
+from api.problems import responses
+from api.responses import command, single
+from api.schemas import (
+    MeetingCommandOut,
+    MeetingCreate,
+    MeetingOut,
+    OrderBody,
+    ParticipantCreate,
+    ReasonBody,
+)
+from domain.meeting import Meeting
+
+router = APIRouter(prefix="/api/v1/meetings", tags=["meetings"])
+
+MeetingId = Annotated[str, Path(description="the meeting's id (a UUID)")]
+
+
+def secretariat_only(user: CurrentUser, app: App) -> None:
+    app.require_secretariat(str(user.id), "schedule meetings")
+
+
+def meeting_action(action: str) -> Any:
+    def check(meeting_id: MeetingId, user: CurrentUser, app: App) -> Meeting:
+        return app.check_meeting_action(str(user.id), meeting_id, action)
+
+    return Depends(check)
+
+
+def theme_chair(meeting_id: MeetingId, theme: str, user: CurrentUser, app: App) -> Meeting:
+    meeting = app.get_meeting(str(user.id), meeting_id)
+    app.require_chair(str(user.id), meeting, theme)
+    return meeting
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=MeetingCommandOut,
+    dependencies=[Depends(secretariat_only)],
+    responses=responses(401, 403, 413, 422),
+)
+def schedule_meeting(
+    body: MeetingCreate,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    result = app.schedule_meeting(
+        str(user.id),
+        body.title,
+        body.venue,
+        body.starts_on.isoformat(),
+        body.ends_on.isoformat(),
+        body.hosts,
+        body.ministerial,
+        [t.model_dump() for t in body.themes],
+        idempotency_key=idempotency_key,
+    )
+    services.poke()
+    return command(response, result, f"/api/v1/meetings/{result.state['id']}")
+
+
+@router.get("/{meeting_id}", response_model=MeetingOut, responses=responses(401, 404))
+def get_meeting(
+    meeting_id: MeetingId, user: CurrentUser, app: App, response: Response
+) -> dict[str, Any]:
+    return single(response, app.get_meeting(str(user.id), meeting_id).as_dict())
+
+
+@router.post(
+    "/{meeting_id}/participants",
+    status_code=201,
+    response_model=MeetingCommandOut,
+    responses=responses(401, 403, 404, 409, 412, 413, 422),
+    dependencies=[meeting_action("enrol participants")],
+)
+def enrol_participant(
+    meeting_id: MeetingId,
+    body: ParticipantCreate,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    expected: ExpectedVersion,
+) -> dict[str, Any]:
+    result = app.enrol_participant(
+        str(user.id), meeting_id, body.user_id, body.role, body.themes, expected
+    )
+    services.poke()
+    return command(response, result, f"/api/v1/meetings/{meeting_id}/participants/{body.user_id}")
+
+
+def _lifecycle(action: str, verb: str) -> Any:
+    def route(
+        meeting_id: MeetingId,
+        user: CurrentUser,
+        app: App,
+        services: Services,
+        response: Response,
+        expected: ExpectedVersion,
+    ) -> dict[str, Any]:
+        result = getattr(app, f"{verb}_meeting")(str(user.id), meeting_id, expected)
+        services.poke()
+        return command(response, result)
+
+    route.__name__ = f"{verb}_meeting"
+    route.__doc__ = f"{action} the meeting (secretariat)."
+    return route
+
+
+for _verb, _action in (("open", "Open"), ("close", "Close")):
+    router.add_api_route(
+        f"/{{meeting_id}}/{_verb}",
+        _lifecycle(_action, _verb),
+        methods=["POST"],
+        response_model=MeetingCommandOut,
+        responses=responses(401, 403, 404, 409, 412),
+        name=f"{_verb}_meeting",
+        dependencies=[meeting_action(f"{_verb} a meeting")],
+    )
+
+
+@router.post(
+    "/{meeting_id}/reopen",
+    response_model=MeetingCommandOut,
+    responses=responses(401, 403, 404, 409, 412, 413, 422),
+    dependencies=[meeting_action("reopen a meeting")],
+)
+def reopen_meeting(
+    meeting_id: MeetingId,
+    body: ReasonBody,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    expected: ExpectedVersion,
+) -> dict[str, Any]:
+    result = app.reopen_meeting(str(user.id), meeting_id, body.reason, expected)
+    services.poke()
+    return command(response, result)
+
+
+@router.put(
+    "/{meeting_id}/themes/{theme}/order",
+    response_model=MeetingCommandOut,
+    responses=responses(401, 403, 404, 409, 412, 413, 422),
+    dependencies=[Depends(theme_chair)],
+)
+def order_theme(
+    meeting_id: MeetingId,
+    theme: str,
+    body: OrderBody,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    expected: ExpectedVersion,
+) -> dict[str, Any]:
+    result = app.order_theme(str(user.id), meeting_id, theme, body.proposal_ids, expected)
+    services.poke()
+    return command(response, result)

@@ -1,0 +1,299 @@
+"""Proposals: drafting, revision, decisions, comments, endorsements and history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from api.deps import App, CurrentUser, ExpectedVersion, IdempotencyKey, Services
+from api.pagination import Cursor, Limit, paginate
+from api.problems import responses
+from api.responses import command, single
+from api.schemas import (
+    ApproveBody,
+    CommentCreate,
+    CommentCreated,
+    CommentOut,
+    EndorsementCreate,
+    HistoryItem,
+    MergeBody,
+    Page,
+    ProposalCommandOut,
+    ProposalCreate,
+    ProposalOut,
+    ProposalPatch,
+    ReasonBody,
+    WithdrawBody,
+)
+from domain.meeting import Meeting
+
+router = APIRouter(prefix="/api/v1", tags=["proposals"])
+
+ProposalId = Annotated[str, Path(description="the proposal's id (a UUID)")]
+CHANGE = responses(401, 403, 404, 409, 412, 413, 422)
+
+
+def proposal_action(action: str) -> Any:
+    def check(proposal_id: ProposalId, user: CurrentUser, app: App) -> None:
+        app.check_proposal_action(str(user.id), proposal_id, action)
+
+    return Depends(check)
+
+
+def meeting_rapporteur(meeting_id: str, user: CurrentUser, app: App) -> Meeting:
+    meeting = app.get_meeting(str(user.id), meeting_id)
+    app.require_rapporteur(str(user.id), meeting)
+    return meeting
+
+
+@router.post(
+    "/meetings/{meeting_id}/proposals",
+    status_code=201,
+    response_model=ProposalCommandOut,
+    responses=CHANGE,
+    dependencies=[Depends(meeting_rapporteur)],
+)
+def draft_proposal(
+    meeting_id: str,
+    body: ProposalCreate,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    result = app.draft_proposal(
+        str(user.id),
+        meeting_id,
+        body.theme,
+        body.title,
+        body.text,
+        rationale=body.rationale,
+        submit=body.submit,
+        idempotency_key=idempotency_key,
+    )
+    services.poke()
+    return command(response, result, f"/api/v1/proposals/{result.state['id']}")
+
+
+@router.get("/proposals/{proposal_id}", response_model=ProposalOut, responses=responses(401, 404))
+def get_proposal(
+    proposal_id: ProposalId, user: CurrentUser, app: App, response: Response
+) -> dict[str, Any]:
+    proposal, _ = app.get_proposal(str(user.id), proposal_id)
+    return single(response, app.proposal_state(proposal))
+
+
+@router.patch(
+    "/proposals/{proposal_id}",
+    response_model=ProposalCommandOut,
+    responses=CHANGE,
+    dependencies=[proposal_action("revise")],
+)
+def revise_proposal(
+    proposal_id: ProposalId,
+    body: ProposalPatch,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    expected: ExpectedVersion,
+) -> dict[str, Any]:
+    result = app.revise_proposal(
+        str(user.id),
+        proposal_id,
+        title=body.title,
+        text=body.text,
+        rationale=body.rationale,
+        expected_version=expected,
+    )
+    services.poke()
+    return command(response, result)
+
+
+@router.post(
+    "/proposals/{proposal_id}/submit",
+    response_model=ProposalCommandOut,
+    responses=responses(401, 403, 404, 409, 412),
+    dependencies=[proposal_action("submit")],
+)
+def submit_proposal(
+    proposal_id: ProposalId,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    expected: ExpectedVersion,
+) -> dict[str, Any]:
+    result = app.submit_proposal(str(user.id), proposal_id, expected)
+    services.poke()
+    return command(response, result)
+
+
+@router.post(
+    "/proposals/{proposal_id}/withdraw",
+    response_model=ProposalCommandOut,
+    responses=CHANGE,
+    dependencies=[proposal_action("withdraw")],
+)
+def withdraw_proposal(
+    proposal_id: ProposalId,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    expected: ExpectedVersion,
+    body: WithdrawBody | None = None,
+) -> dict[str, Any]:
+    reason = body.reason if body is not None else None
+    result = app.withdraw_proposal(str(user.id), proposal_id, reason, expected)
+    services.poke()
+    return command(response, result)
+
+
+@router.post(
+    "/proposals/{proposal_id}/approve",
+    response_model=ProposalCommandOut,
+    responses=CHANGE,
+    dependencies=[proposal_action("approve")],
+)
+def approve_proposal(
+    proposal_id: ProposalId,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    expected: ExpectedVersion,
+    body: ApproveBody | None = None,
+) -> dict[str, Any]:
+    body = body or ApproveBody()
+    result = app.approve_proposal(str(user.id), proposal_id, body.final_text, body.note, expected)
+    services.poke()
+    return command(response, result)
+
+
+def _decision(action: str, method: str) -> Any:
+    def route(
+        proposal_id: ProposalId,
+        body: ReasonBody,
+        user: CurrentUser,
+        app: App,
+        services: Services,
+        response: Response,
+        expected: ExpectedVersion,
+    ) -> dict[str, Any]:
+        result = getattr(app, method)(str(user.id), proposal_id, body.reason, expected)
+        services.poke()
+        return command(response, result)
+
+    route.__name__ = method
+    return route
+
+
+for _path, _action, _method in (
+    ("reject", "reject", "reject_proposal"),
+    ("request-revision", "request_revision", "request_revision"),
+    ("reconsider", "reconsider", "reconsider_proposal"),
+):
+    router.add_api_route(
+        f"/proposals/{{proposal_id}}/{_path}",
+        _decision(_action, _method),
+        methods=["POST"],
+        response_model=ProposalCommandOut,
+        responses=CHANGE,
+        name=_method,
+        dependencies=[proposal_action(_action)],
+    )
+
+
+@router.post(
+    "/proposals/{proposal_id}/merge",
+    response_model=ProposalCommandOut,
+    responses=CHANGE,
+    dependencies=[proposal_action("merge")],
+)
+def merge_proposal(
+    proposal_id: ProposalId,
+    body: MergeBody,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+    expected: ExpectedVersion,
+) -> dict[str, Any]:
+    result = app.merge_proposal(str(user.id), proposal_id, body.into, body.reason, expected)
+    services.poke()
+    return command(response, result)
+
+
+@router.post(
+    "/proposals/{proposal_id}/comments",
+    status_code=201,
+    response_model=CommentCreated,
+    responses=responses(401, 403, 404, 409, 413, 422),
+    dependencies=[proposal_action("comment")],
+)
+def comment_on_proposal(
+    proposal_id: ProposalId,
+    body: CommentCreate,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+) -> dict[str, Any]:
+    result = app.comment_on_proposal(str(user.id), proposal_id, body.text)
+    services.poke()
+    comment_id = result.extra["comment_id"]
+    comment = next(
+        c for c in app.get_proposal(str(user.id), proposal_id)[0].comments if c["id"] == comment_id
+    )
+    response.headers["Location"] = f"/api/v1/proposals/{proposal_id}/comments/{comment_id}"
+    response.headers["ETag"] = f'"{result.state["version"]}"'
+    return {**comment, "position": result.position}
+
+
+@router.get(
+    "/proposals/{proposal_id}/comments",
+    response_model=Page[CommentOut],
+    responses=responses(401, 404, 422),
+)
+def list_comments(
+    proposal_id: ProposalId, user: CurrentUser, app: App, limit: Limit = 50, cursor: Cursor = None
+) -> dict[str, Any]:
+    proposal, _ = app.get_proposal(str(user.id), proposal_id)
+    return paginate(list(proposal.comments), limit, cursor)
+
+
+@router.post(
+    "/proposals/{proposal_id}/endorsements",
+    status_code=201,
+    response_model=ProposalCommandOut,
+    responses=responses(401, 403, 404, 409, 413, 422),
+    dependencies=[proposal_action("endorse")],
+)
+def endorse_proposal(
+    proposal_id: ProposalId,
+    body: EndorsementCreate,
+    user: CurrentUser,
+    app: App,
+    services: Services,
+    response: Response,
+) -> dict[str, Any]:
+    result = app.endorse_proposal(str(user.id), proposal_id, body.delegation)
+    services.poke()
+    return command(response, result, f"/api/v1/proposals/{proposal_id}")
+
+
+@router.get(
+    "/proposals/{proposal_id}/history",
+    response_model=Page[HistoryItem],
+    responses=responses(401, 404, 422),
+)
+def proposal_history(
+    proposal_id: ProposalId, user: CurrentUser, app: App, limit: Limit = 50, cursor: Cursor = None
+) -> dict[str, Any]:
+    events = app.history(str(user.id), proposal_id)
+    for item in events:
+        item.pop("aggregate_id", None)
+    return paginate(events, limit, cursor)
