@@ -7,6 +7,7 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
+from api.observability import Metrics
 from api.settings import Settings
 from domain.application import PreparatoryMeetings
 from domain.store import StoreUnavailable, store_env
@@ -37,6 +38,7 @@ class Container:
         self.views: Any = None
         self.projector: Any = None
         self.streams: dict[str, int] = {}
+        self.metrics = Metrics()
 
     def start(self) -> None:
         if self.projector is not None:

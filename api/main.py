@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     app.state.container = services
     errors.install(app)
-    install_middleware(app, settings)
+    install_middleware(app, settings, services.metrics)
     for module in (health, users, meetings, proposals, events):
         app.include_router(module.router)
     services.start()

@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.observability import AccessLog, Metrics
 from api.problems import PROBLEM_MEDIA_TYPE
+from api.ratelimit import RateLimit
 from api.settings import Settings
 
 
@@ -128,7 +130,7 @@ class Headers:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -140,4 +142,11 @@ def install(app: FastAPI, settings: Settings) -> None:
             expose_headers=["ETag", "Location", "Repr-Digest", "X-Request-ID"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RateLimit,
+        per_token=settings.rate_limit_per_token,
+        per_address=settings.rate_limit_per_address,
+        burst=settings.rate_limit_burst,
+    )
+    app.add_middleware(AccessLog, metrics=metrics, router=app.router)
     app.add_middleware(Headers)

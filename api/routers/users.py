@@ -14,9 +14,7 @@ from api.schemas import MeOut, TokenOut, UserCreate, UserCreated, UserOut
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
 
-@router.get(
-    "/me", response_model=MeOut, response_model_exclude_none=True, responses=responses(401)
-)
+@router.get("/me", response_model=MeOut, response_model_exclude_none=True, responses=responses(401))
 def me(user: CurrentUser, services: Services) -> dict[str, Any]:
     roles: list[dict[str, Any]] = []
     if user.secretariat:

@@ -1,0 +1,32 @@
+# Plain tasks for a newcomer: `make run`, `make test`, `make lint`, `make bench`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test test-deep lint format bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,postgres]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## the service on the embedded SQLite store, with the demo meeting
+	$(VENV)/bin/prepmeet serve --demo
+
+test: install  ## the whole test suite (PostgreSQL tests skip without a server, unless CI is set)
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,180 @@
+"""The ``prepmeet`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from api.settings import Settings
+from domain.errors import DomainError
+from domain.store import StoreUnavailable
+
+
+class CommandFailed(Exception):
+    """A failure to report as one line on standard error."""
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _open_app(settings: Settings | None = None) -> Any:
+    from api.container import open_application
+
+    return open_application(settings or _settings())
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.observability import logging_config
+
+    settings = _settings()
+    app = _open_app(settings)
+    try:
+        if args.demo and app.last_position() == 0:
+            _print_demo(app)
+    finally:
+        app.close()
+    projector: subprocess.Popen[bytes] | None = None
+    if args.workers > 1:
+        os.environ["PREPMEET_CREATE_TABLES"] = "false"
+        os.environ["PREPMEET_EMBEDDED_PROJECTOR"] = "false"
+        projector = subprocess.Popen([sys.executable, "-m", "api.cli", "project"])
+    try:
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            log_config=logging_config(settings.log_level),
+            access_log=False,
+            server_header=False,
+        )
+    finally:
+        if projector is not None:
+            projector.terminate()
+            projector.wait(timeout=10)
+
+
+def _print_demo(app: Any) -> None:
+    from api.demo import PEOPLE, load_demo
+
+    loaded = load_demo(app)
+    print(f"demo meeting: {loaded['meeting_id']}")
+    for handle, token in loaded["tokens"].items():
+        name, delegation = PEOPLE[handle][0], PEOPLE[handle][1]
+        print(f"{handle:22} {name} ({delegation})")
+        print(f"{'':22} id {loaded['users'][handle]['id']}")
+        print(f"{'':22} token {token}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    app = _open_app()
+    try:
+        _print_demo(app)
+    finally:
+        app.close()
+
+
+def cmd_users_create(args: argparse.Namespace) -> None:
+    from domain.application import SYSTEM
+
+    app = _open_app()
+    try:
+        result = app.create_user(
+            SYSTEM,
+            args.name,
+            args.delegation,
+            secretariat=args.secretariat,
+            ministerial=args.ministerial,
+        )
+    finally:
+        app.close()
+    print(f"user {result.state['id']} {result.state['name']} ({result.state['delegation']})")
+    print(result.extra["token"])
+
+
+def cmd_users_token(args: argparse.Namespace) -> None:
+    from domain.application import SYSTEM
+
+    app = _open_app()
+    try:
+        result = app.issue_token(SYSTEM, args.user_id)
+    finally:
+        app.close()
+    print(f"new token for user {result.state['id']}")
+    print(result.extra["token"])
+
+
+def cmd_users_revoke(args: argparse.Namespace) -> None:
+    from domain.application import SYSTEM
+
+    app = _open_app()
+    try:
+        app.revoke_tokens(SYSTEM, args.user_id)
+    finally:
+        app.close()
+    print(f"revoked every token of user {args.user_id}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prepmeet",
+        description="The record of a peacekeeping preparatory meeting and its outcome.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
+    serve.add_argument("--demo", action="store_true", help="load the demo meeting if empty")
+    serve.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="create users, issue and revoke tokens")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    create = users_sub.add_parser("create", help="create a user; prints its token last")
+    create.add_argument("--name", required=True)
+    create.add_argument("--delegation", required=True)
+    create.add_argument("--secretariat", action="store_true")
+    create.add_argument("--ministerial", action="store_true")
+    create.set_defaults(func=cmd_users_create)
+    token = users_sub.add_parser("token", help="issue a new token; prints it last")
+    token.add_argument("user_id")
+    token.set_defaults(func=cmd_users_token)
+    revoke = users_sub.add_parser("revoke", help="revoke every token of a user")
+    revoke.add_argument("user_id")
+    revoke.set_defaults(func=cmd_users_revoke)
+
+    demo = sub.add_parser("demo", help="load the Islamabad 2025 demo meeting, print tokens")
+    demo.set_defaults(func=cmd_demo)
+    for extra in EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (CommandFailed, StoreUnavailable, DomainError, OSError) as e:
+        print(f"prepmeet: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
