@@ -418,7 +418,10 @@ class PreparatoryMeetings(Application[UUID]):
         expected_version: int | None = None,
     ) -> Result:
         self.check_meeting_action(actor, meeting_id, "enrol participants")
-        user = self._get(User, "user", user_id)
+        try:
+            user = self._get(User, "user", user_id)
+        except NotFound:
+            raise InvalidInput(f"no user {user_id} to enrol", "user_id") from None
         if not isinstance(themes, list | tuple):
             raise InvalidInput("themes must be a list", "themes")
         return self._meeting_command(
@@ -436,8 +439,8 @@ class PreparatoryMeetings(Application[UUID]):
         expected_version: int | None = None,
     ) -> Result:
         """Record the compiled outcome as the meeting's next forwarded version."""
-        self.check_meeting_action(actor, meeting_id, "forward a meeting")
-        lock = self._meeting_lock(str(meeting_id))
+        checked = self.check_meeting_action(actor, meeting_id, "forward a meeting")
+        lock = self._meeting_lock(str(checked.id))  # the id as decisions spell it
         record: dict[str, Any] = {}
 
         def decide(meeting: Meeting) -> list[Aggregate | DomainEvent]:
@@ -570,7 +573,6 @@ class PreparatoryMeetings(Application[UUID]):
         rules.optional_text(rationale, "rationale", rules.TEXT_MAX)
         if not isinstance(submit, bool):
             raise InvalidInput("submit must be a boolean", "submit")
-        meeting.require_status("draft", OPEN)
         payload = {
             "theme": theme,
             "title": title,
@@ -581,6 +583,9 @@ class PreparatoryMeetings(Application[UUID]):
         log = self._proposal_log(meeting.id)
 
         def build(id_: UUID | None, hashed: str | None) -> list[Aggregate | DomainEvent]:
+            # checked only when creating: a retry of a recorded draft returns it whatever
+            # the meeting's state now
+            self._get(Meeting, "meeting", meeting.id).require_status("draft", OPEN)
             proposal = new(
                 Proposal,
                 Proposal.Drafted,

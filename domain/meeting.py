@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
@@ -11,6 +12,15 @@ from domain.errors import InvalidInput, InvalidTransition, RuleViolation
 
 SCHEDULED, OPEN, CLOSED, FORWARDED = "scheduled", "open", "closed", "forwarded"
 ROLES = ("chair", "rapporteur", "observer")
+
+
+def _version_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A forwarded version as data: its time as an RFC 3339 UTC string."""
+    out = dict(record)
+    at = out.get("forwarded_at")
+    if isinstance(at, datetime):
+        out["forwarded_at"] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return out
 
 
 class Meeting(Aggregate):
@@ -240,6 +250,6 @@ class Meeting(Aggregate):
             "ministerial": self.ministerial,
             "themes": [dict(t) for t in self.themes],
             "status": self.status,
-            "outcome_versions": [dict(v) for v in self.outcome_versions],
+            "outcome_versions": [_version_record(v) for v in self.outcome_versions],
             "version": self.version,
         }

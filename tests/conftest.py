@@ -26,7 +26,7 @@ def postgres_server() -> Iterator[str]:
     """The admin URL of a reachable PostgreSQL server; a skip without one, a failure in CI."""
     try:
         conn = _admin_connect()
-    except Exception as e:  # noqa: BLE001 - any failure to connect means no server
+    except Exception as e:  # any failure to connect means no server
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required when CI is set: {e}")
         pytest.skip(f"no PostgreSQL server: {e}")
