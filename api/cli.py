@@ -6,7 +6,8 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from api.settings import Settings
@@ -124,6 +125,91 @@ def cmd_users_revoke(args: argparse.Namespace) -> None:
     print(f"revoked every token of user {args.user_id}")
 
 
+def cmd_project(args: argparse.Namespace) -> None:
+    from projections.runner import run_projector_forever
+
+    settings = _settings()
+    status = run_projector_forever(settings.data_dir, settings.database_url)
+    if status:
+        raise CommandFailed("the projector stopped on an error")
+
+
+def _read_side(settings: Settings) -> tuple[Any, Any]:
+    from projections.views import open_read_side
+
+    app = _open_app(settings)
+    try:
+        return app, open_read_side(settings.data_dir, settings.database_url)
+    except Exception:
+        app.close()
+        raise
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> None:
+    from projections.runner import Projector, ViewsBusy
+
+    settings = _settings()
+    app, views = _read_side(settings)
+    try:
+        try:
+            position = Projector(app, views).rebuild(progress=sys.stderr.isatty(), wait=False)
+        except ViewsBusy:
+            raise CommandFailed(
+                "a projector (a running server or `prepmeet project`) holds the views; "
+                "stop it first"
+            ) from None
+    finally:
+        views.close()
+        app.close()
+    print(f"views rebuilt to position {position}")
+
+
+def cmd_projections_status(args: argparse.Namespace) -> None:
+    from projections.runner import views_status
+
+    settings = _settings()
+    app, views = _read_side(settings)
+    try:
+        status = views_status(app, views)
+    finally:
+        views.close()
+        app.close()
+    print(
+        f"views at position {status['position']} of {status['store_position']} "
+        f"(lag {status['lag']})"
+    )
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from api.signing import load_public_key, verify_document
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as e:
+        raise CommandFailed(f"cannot read {args.file}: {e.strerror}") from None
+    if args.key:
+        try:
+            pem = Path(args.key).read_bytes()
+            public = load_public_key(pem)
+        except (OSError, ValueError) as e:
+            raise CommandFailed(f"cannot use the key {args.key}: {e}") from None
+    else:
+        from api.signing import KEY_FILE, load_or_create_key
+
+        settings = _settings()
+        key_file = settings.signing_key_file or settings.data_dir / KEY_FILE
+        if not key_file.exists():
+            raise CommandFailed(
+                f"no --key given and no signing key at {key_file}; "
+                "save GET /api/v1/signing-key's pem to a file and pass --key FILE"
+            )
+        public = load_or_create_key(key_file).public_key()
+    verdict = verify_document(data, public)
+    if not verdict.ok:
+        raise CommandFailed(f"{args.file}: {verdict.message}")
+    print(f"{args.file}: {verdict.message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prepmeet",
@@ -155,12 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="load the Islamabad 2025 demo meeting, print tokens")
     demo.set_defaults(func=cmd_demo)
-    for extra in EXTRA_COMMANDS:
-        extra(sub)
+
+    project = sub.add_parser(
+        "project", help="run the projector as its own process (several API processes)"
+    )
+    project.set_defaults(func=cmd_project)
+
+    projections = sub.add_parser("projections", help="rebuild the views, or show their lag")
+    projections_sub = projections.add_subparsers(
+        dest="projections_command", required=True, metavar="ACTION"
+    )
+    rebuild = projections_sub.add_parser("rebuild", help="drop and rebuild the views from the log")
+    rebuild.set_defaults(func=cmd_projections_rebuild)
+    status = projections_sub.add_parser("status", help="the views' position and lag")
+    status.set_defaults(func=cmd_projections_status)
+
+    verify = sub.add_parser("verify", help="check a forwarded document's hash and signature")
+    verify.add_argument("file", metavar="FILE.json")
+    verify.add_argument("--key", metavar="PEM", help="the public key (GET /api/v1/signing-key)")
+    verify.set_defaults(func=cmd_verify)
     return parser
-
-
-EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

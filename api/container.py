@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
+from api.errors import HttpProblem
 from api.observability import Metrics
 from api.settings import Settings
+from api.signing import KEY_FILE, load_or_create_key
 from domain.application import PreparatoryMeetings
 from domain.store import StoreUnavailable, store_env
+from projections.runner import Projector
+from projections.views import ReadModel, open_read_side
 
 log = logging.getLogger("prepmeet")
 
@@ -29,16 +36,51 @@ def open_application(
         raise StoreUnavailable(f"cannot use the {where} store: {first}") from None
 
 
+class RenderCache:
+    """Rendered documents by key, least recently used first out, bounded in bytes."""
+
+    def __init__(self, max_bytes: int = 128 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        data = render()
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = data
+                self._size += len(data)
+            while self._size > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+        return data
+
+
 class Container:
     """Everything one server process needs, built from its settings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = open_application(settings)
-        self.views: Any = None
-        self.projector: Any = None
+        try:
+            self.views: ReadModel = open_read_side(settings.data_dir, settings.database_url)
+        except Exception:
+            self.app.close()
+            raise
+        self.projector: Projector | None = (
+            Projector(self.app, self.views) if settings.embedded_projector else None
+        )
+        key_file = settings.signing_key_file or settings.data_dir / KEY_FILE
+        self.signing_key = load_or_create_key(key_file)
         self.streams: dict[str, int] = {}
         self.metrics = Metrics()
+        self.renders = RenderCache()
 
     def start(self) -> None:
         if self.projector is not None:
@@ -48,9 +90,24 @@ class Container:
         if self.projector is not None:
             self.projector.poke()
 
+    def await_views(self, after: int | None = None) -> int:
+        """Wait until the views reflect every write so far (and ``after``); their position.
+
+        A client that has just written therefore reads its write, with or without ``after``.
+        """
+        target = max(after or 0, self.app.last_position())
+        self.poke()
+        if not self.views.wait_for(target, self.settings.read_wait_timeout):
+            raise HttpProblem(
+                503,
+                f"the views have not reached position {target} yet; retry shortly",
+                {"Retry-After": "1"},
+                "views-lagging",
+            )
+        return target
+
     def close(self) -> None:
         if self.projector is not None:
             self.projector.stop()
-        if self.views is not None:
-            self.views.close()
+        self.views.close()
         self.app.close()

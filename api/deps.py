@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.container import Container
 from domain.application import PreparatoryMeetings
-from domain.errors import Unauthenticated
+from domain.errors import NotFound, Unauthenticated
 from domain.users import User
 
 bearer = HTTPBearer(auto_error=False, description="a token issued by the secretariat")
@@ -70,3 +70,24 @@ IdempotencyKey = Annotated[
         description="a retry with the same key and body returns the first response",
     ),
 ]
+
+
+After = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=2**63 - 1,
+        description="wait (at most a few seconds) until the views reflect this position",
+    ),
+]
+
+
+def readable_meeting(container: Container, user: User, meeting_id: str) -> dict[str, Any]:
+    """The meeting as the views hold it, when the user may read it; else not found."""
+    meeting = container.views.meeting(meeting_id)
+    if meeting is None:
+        raise NotFound("meeting", meeting_id)
+    sees_all = user.secretariat or user.ministerial
+    if not sees_all and str(user.id) not in container.views.participants(meeting_id):
+        raise NotFound("meeting", meeting_id)
+    return meeting

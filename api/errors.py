@@ -9,7 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from api.observability import flat_routes
 from api.problems import problem
 from domain.errors import (
     DomainError,
@@ -99,16 +101,27 @@ def http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.url.path}"
+    headers = dict(exc.headers) if exc.headers else None
     if exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
-    headers = dict(exc.headers) if exc.headers else None
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return problem(exc.status_code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route of this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for route in flat_routes(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def unexpected_problem(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, StoreUnavailable):
         return problem(503, str(exc), headers={"Retry-After": "5"}, kind="store-unavailable")
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "the server could not complete the request", kind="internal")
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, ratelimit
 from api.container import Container
 from api.middleware import install as install_middleware
-from api.routers import events, health, meetings, proposals, users
+from api.problems import document_problems
+from api.routers import documents, events, health, meetings, proposals, users
 from api.settings import Settings
 
 DESCRIPTION = """\
@@ -43,7 +45,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = services
     errors.install(app)
     install_middleware(app, settings, services.metrics)
-    for module in (health, users, meetings, proposals, events):
+    for module in (health, users, meetings, proposals, documents, events):
         app.include_router(module.router)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(default_openapi(), ratelimit.EXEMPT)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     services.start()
     return app

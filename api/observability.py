@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,11 +117,21 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def flat_routes(routes: Sequence[Any]) -> list[Any]:
+    """The routes, with the routers that FastAPI includes as a whole opened up."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI copies included routes into the app's list
+        return list(routes)
+    return list(iter_route_contexts(routes))
+
+
 def route_template(app: Any, scope: Scope) -> str:
-    for route in getattr(app, "routes", []):
+    """The path template of the route that serves ``scope`` (never the concrete path)."""
+    for route in flat_routes(getattr(app, "routes", [])):
         match, _ = route.matches(scope)
         if match == Match.FULL:
-            return str(getattr(route, "path", scope["path"]))
+            return str(getattr(route, "path", None) or "unmatched")
     return "unmatched"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -72,3 +73,36 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         }
         for code in codes
     }
+
+
+def document_problems(
+    schema: dict[str, Any], rate_limit_exempt: Collection[str] = ()
+) -> dict[str, Any]:
+    """Complete the problem responses that FastAPI cannot know about.
+
+    FastAPI documents a 422 of its own shape on every route with parameters that does not
+    list 422 itself; this service answers every 422 with a problem detail. And the rate
+    limit answers 429 on every path but ``rate_limit_exempt``.
+    """
+    described = responses(422, 429)
+    problem_422 = {
+        "description": described[422]["description"],
+        "content": described[422]["content"],
+    }
+    problem_429 = {
+        "description": described[429]["description"],
+        "content": described[429]["content"],
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            found = operation.get("responses", {}).get("422")
+            if found is not None and "HTTPValidationError" in str(found):
+                operation["responses"]["422"] = problem_422
+            if path not in rate_limit_exempt:
+                operation.setdefault("responses", {}).setdefault("429", problem_429)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("Problem", Problem.model_json_schema())
+    if "HTTPValidationError" not in str(schema.get("paths", {})):
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+    return schema

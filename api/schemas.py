@@ -192,6 +192,11 @@ class DecisionOut(Out):
     reason: str | None
 
 
+ProposalStatus = Literal[
+    "draft", "submitted", "revision_requested", "approved", "rejected", "merged", "withdrawn"
+]
+
+
 class ProposalOut(Out):
     id: str
     meeting_id: str
@@ -199,9 +204,7 @@ class ProposalOut(Out):
     title: str
     text: str
     rationale: str | None
-    status: Literal[
-        "draft", "submitted", "revision_requested", "approved", "rejected", "merged", "withdrawn"
-    ]
+    status: ProposalStatus
     proposer: PersonOut
     endorsements: list[str]
     revision: int
@@ -257,3 +260,39 @@ class Ready(Out):
     store_position: int
     view_position: int
     lag: int
+
+
+class ChangeItem(Out):
+    proposal_id: str
+    number: str
+    title: str
+
+
+class Reworded(Out):
+    proposal_id: str
+    number: str
+    before: str
+    after: str
+
+
+class Renumbered(Out):
+    proposal_id: str
+    before: str
+    after: str
+
+
+class ChangesOut(Out):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    added: list[ChangeItem]
+    removed: list[ChangeItem]
+    reworded: list[Reworded]
+    renumbered: list[Renumbered]
+
+
+class SigningKeyOut(Out):
+    algorithm: Literal["Ed25519"]
+    pem: str
+    raw_base64: str

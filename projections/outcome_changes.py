@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import html
+import re
+from collections.abc import Callable, Mapping
+from difflib import SequenceMatcher
 from typing import Any
+
+from projections.documents.model import clean
+
+MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!<>|~]")
 
 
 def _recommendations(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -52,3 +59,78 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, li
     reworded.sort(key=lambda r: _number_key(r["number"]))
     renumbered.sort(key=lambda r: _number_key(r["after"]))
     return {"added": added, "removed": removed, "reworded": reworded, "renumbered": renumbered}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\S+|\s+", text)
+
+
+def _md(text: str) -> str:
+    return MD_SPECIAL.sub(r"\\\g<0>", clean(text))
+
+
+def _inline(before: str, after: str, kind: str) -> str:
+    """A word-level redline of one wording: deletions struck through, insertions marked."""
+    a, b = _words(before), _words(after)
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
+        if op == "equal":
+            out.append(html.escape(old) if kind == "html" else _md(old))
+            continue
+        if old.strip():
+            out.append(f"<del>{html.escape(old)}</del>" if kind == "html" else f"~~{_md(old)}~~")
+        if new.strip():
+            out.append(f"<ins>{html.escape(new)}</ins>" if kind == "html" else f"**{_md(new)}**")
+    return "".join(out)
+
+
+def redline(
+    diff: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any], kind: str
+) -> bytes:
+    """The changes as a Markdown or HTML redline (``kind`` is ``md`` or ``html``)."""
+    esc: Callable[[str], str] = html.escape if kind == "html" else _md
+    title = esc(str(after.get("meeting", {}).get("title", "")))
+    heading = f"Changes from {esc(str(diff['from']))} to {esc(str(diff['to']))}"
+    sections: list[tuple[str, list[str]]] = [
+        (
+            "Added",
+            [f"{esc(r['number'])} {esc(r['title'])}" for r in diff["added"]],
+        ),
+        (
+            "Removed",
+            [f"{esc(r['number'])} {esc(r['title'])}" for r in diff["removed"]],
+        ),
+        (
+            "Reworded",
+            [
+                f"{esc(r['number'])}: {_inline(r['before'], r['after'], kind)}"
+                for r in diff["reworded"]
+            ],
+        ),
+        (
+            "Renumbered",
+            [f"{esc(r['before'])} → {esc(r['after'])}" for r in diff["renumbered"]],
+        ),
+    ]
+    if kind == "html":
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{heading}</title>",
+            "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto}"
+            "del{color:#a00}ins{color:#060;text-decoration:underline}</style>",
+            f"</head><body><h1>{title}</h1><h2>{heading}</h2>",
+        ]
+        for name, items in sections:
+            parts.append(f"<h3>{name}</h3>")
+            body = "".join(f'<li dir="auto">{item}</li>' for item in items)
+            parts.append(f"<ul>{body}</ul>" if items else "<p>None.</p>")
+        parts.append("</body></html>")
+        return "\n".join(parts).encode()
+    lines = [f"# {title}", "", f"## {heading}", ""]
+    for name, items in sections:
+        lines += [f"### {name}", ""]
+        lines += [f"- {item}" for item in items] or ["None."]
+        lines.append("")
+    return "\n".join(lines).encode()

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +21,11 @@ from domain.users import User
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
-Since = Annotated[int, Query(ge=0, description="events whose position is greater than this")]
+POSITION_MAX = 2**63 - 1
+"""The largest position the store can hold (a signed 64-bit integer)."""
+Since = Annotated[
+    int, Query(ge=0, le=POSITION_MAX, description="events whose position is greater than this")
+]
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 15.0
 
@@ -31,7 +35,23 @@ def require_feed_reader(user: User) -> None:
         raise Forbidden("the event feed is for the secretariat and the ministerial team")
 
 
-@router.get("", response_model=Page[EventOut], responses=responses(401, 403, 422))
+def feed_reader(user: CurrentUser) -> None:
+    """The role check, as a dependency so that it answers before the query is validated."""
+    require_feed_reader(user)
+
+
+def position(value: str, name: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) > POSITION_MAX:
+        raise InvalidInput(f"{name} must be a position", name)
+    return int(value)
+
+
+@router.get(
+    "",
+    response_model=Page[EventOut],
+    responses=responses(401, 403, 422),
+    dependencies=[Depends(feed_reader)],
+)
 def list_events(
     user: CurrentUser,
     app: App,
@@ -39,8 +59,7 @@ def list_events(
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
 ) -> dict[str, Any]:
-    require_feed_reader(user)
-    start = int(cursor) if cursor is not None else since
+    start = position(cursor, "cursor") if cursor is not None else since
     items = app.feed(start, limit)
     more = len(items) == limit and items[-1]["position"] < app.last_position()
     return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
@@ -58,6 +77,7 @@ def _sse(item: dict[str, Any]) -> str:
         **responses(401, 403, 422, 429),
     },
     response_class=StreamingResponse,
+    dependencies=[Depends(feed_reader)],
 )
 async def stream_events(
     request: Request,
@@ -67,12 +87,9 @@ async def stream_events(
     since: Since = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
-    require_feed_reader(user)
     start = since
     if last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise InvalidInput("Last-Event-ID must be a position", "Last-Event-ID")
-        start = int(last_event_id)
+        start = position(last_event_id, "Last-Event-ID")
     streams = services.streams
     key = str(user.id)
     if streams.get(key, 0) >= services.settings.sse_connections_per_user:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from api.deps import App, CurrentUser, ExpectedVersion, IdempotencyKey, Services
+from api.deps import (
+    After,
+    App,
+    CurrentUser,
+    ExpectedVersion,
+    IdempotencyKey,
+    Services,
+    readable_meeting,
+)
+from api.pagination import Cursor, Limit
 from api.problems import responses
 from api.responses import command, single
 from api.schemas import (
@@ -14,7 +23,10 @@ from api.schemas import (
     MeetingCreate,
     MeetingOut,
     OrderBody,
+    Page,
     ParticipantCreate,
+    ProposalOut,
+    ProposalStatus,
     ReasonBody,
 )
 from domain.meeting import Meeting
@@ -125,7 +137,7 @@ for _verb, _action in (("open", "Open"), ("close", "Close")):
         _lifecycle(_action, _verb),
         methods=["POST"],
         response_model=MeetingCommandOut,
-        responses=responses(401, 403, 404, 409, 412),
+        responses=responses(401, 403, 404, 409, 412, 413),
         name=f"{_verb}_meeting",
         dependencies=[meeting_action(f"{_verb} a meeting")],
     )
@@ -170,3 +182,43 @@ def order_theme(
     result = app.order_theme(str(user.id), meeting_id, theme, body.proposal_ids, expected)
     services.poke()
     return command(response, result)
+
+
+@router.get("", response_model=Page[MeetingOut], responses=responses(401, 422, 503))
+def list_meetings(
+    user: CurrentUser,
+    services: Services,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    after: After = None,
+) -> dict[str, Any]:
+    services.await_views(after)
+    items, next_cursor = services.views.list_meetings(
+        str(user.id), user.secretariat or user.ministerial, limit, cursor
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{meeting_id}/proposals",
+    response_model=Page[ProposalOut],
+    responses=responses(401, 404, 422, 503),
+    tags=["proposals"],
+)
+def list_proposals(
+    meeting_id: MeetingId,
+    user: CurrentUser,
+    services: Services,
+    theme: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[ProposalStatus | None, Query()] = None,
+    proposer: Annotated[str | None, Query(max_length=64, description="a user id")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    after: After = None,
+) -> dict[str, Any]:
+    services.await_views(after)
+    readable_meeting(services, user, meeting_id)
+    items, next_cursor = services.views.list_proposals(
+        meeting_id, theme=theme, status=status, proposer=proposer, limit=limit, cursor=cursor
+    )
+    return {"items": items, "next_cursor": next_cursor}

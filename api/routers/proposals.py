@@ -41,6 +41,11 @@ def proposal_action(action: str) -> Any:
     return Depends(check)
 
 
+def proposal_reader(proposal_id: ProposalId, user: CurrentUser, app: App) -> None:
+    """Read access, as a dependency so that it answers before the query is validated."""
+    app.get_proposal(str(user.id), proposal_id)
+
+
 def meeting_rapporteur(meeting_id: str, user: CurrentUser, app: App) -> Meeting:
     meeting = app.get_meeting(str(user.id), meeting_id)
     app.require_rapporteur(str(user.id), meeting)
@@ -115,7 +120,7 @@ def revise_proposal(
 @router.post(
     "/proposals/{proposal_id}/submit",
     response_model=ProposalCommandOut,
-    responses=responses(401, 403, 404, 409, 412),
+    responses=responses(401, 403, 404, 409, 412, 413),
     dependencies=[proposal_action("submit")],
 )
 def submit_proposal(
@@ -257,6 +262,7 @@ def comment_on_proposal(
     "/proposals/{proposal_id}/comments",
     response_model=Page[CommentOut],
     responses=responses(401, 404, 422),
+    dependencies=[Depends(proposal_reader)],
 )
 def list_comments(
     proposal_id: ProposalId, user: CurrentUser, app: App, limit: Limit = 50, cursor: Cursor = None
@@ -289,6 +295,7 @@ def endorse_proposal(
     "/proposals/{proposal_id}/history",
     response_model=Page[HistoryItem],
     responses=responses(401, 404, 422),
+    dependencies=[Depends(proposal_reader)],
 )
 def proposal_history(
     proposal_id: ProposalId, user: CurrentUser, app: App, limit: Limit = 50, cursor: Cursor = None

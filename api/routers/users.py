@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from api.deps import App, CurrentUser, IdempotencyKey, Services
 from api.problems import responses
@@ -26,11 +26,17 @@ def me(user: CurrentUser, services: Services) -> dict[str, Any]:
     return {"id": str(user.id), "name": user.name, "delegation": user.delegation, "roles": roles}
 
 
+def secretariat_only(user: CurrentUser, app: App) -> None:
+    """The role check, as a dependency so that it answers before the body is validated."""
+    app.require_secretariat(str(user.id), "create users")
+
+
 @router.post(
     "/users",
     status_code=201,
     response_model=UserCreated,
     responses=responses(401, 403, 413, 422),
+    dependencies=[Depends(secretariat_only)],
 )
 def create_user(
     body: UserCreate,
@@ -62,7 +68,7 @@ def get_user(user_id: str, user: CurrentUser, app: App, response: Response) -> d
     "/users/{user_id}/tokens",
     status_code=201,
     response_model=TokenOut,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 413),
 )
 def issue_token(user_id: str, user: CurrentUser, app: App, response: Response) -> dict[str, Any]:
     result = app.issue_token(str(user.id), user_id)
@@ -70,7 +76,7 @@ def issue_token(user_id: str, user: CurrentUser, app: App, response: Response) -
     return {"token": result.extra["token"], "position": result.position}
 
 
-@router.delete("/users/{user_id}/tokens", status_code=204, responses=responses(401, 403, 404))
+@router.delete("/users/{user_id}/tokens", status_code=204, responses=responses(401, 403, 404, 413))
 def revoke_tokens(user_id: str, user: CurrentUser, app: App, services: Services) -> Response:
     app.revoke_tokens(str(user.id), user_id)
     return Response(status_code=204)
