@@ -210,6 +210,90 @@ def cmd_verify(args: argparse.Namespace) -> None:
     print(f"{args.file}: {verdict.message}")
 
 
+def _progress(total: int, label: str) -> Any:
+    """A rich progress bar on a terminal; nothing otherwise."""
+    from contextlib import nullcontext
+
+    if not sys.stderr.isatty() or total == 0:
+        return nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    class Bar:
+        def __enter__(self) -> Any:
+            self.progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn())
+            self.progress.__enter__()
+            task = self.progress.add_task(label, total=total)
+            return lambda position: self.progress.update(task, completed=position)
+
+        def __exit__(self, *exc: object) -> None:
+            self.progress.__exit__(None, None, None)
+
+    return Bar()
+
+
+def cmd_events_export(args: argparse.Namespace) -> None:
+    from domain.backup import export_log
+
+    app = _open_app()
+    try:
+        target = Path(args.file)
+        tmp = target.with_name(f".{target.name}.partial")
+        with (
+            _progress(app.last_position(), "exporting events") as advance,
+            tmp.open("w", encoding="utf-8") as out,
+        ):
+            count, head = export_log(app, out, advance)
+        tmp.replace(target)
+    finally:
+        app.close()
+    print(f"exported {count} events to {args.file}; chain head {head}")
+
+
+def cmd_events_import(args: argparse.Namespace) -> None:
+    from domain.backup import BackupError, check_file, import_log
+    from projections.runner import Projector
+    from projections.views import open_read_side
+
+    settings = _settings()
+    source = Path(args.file)
+    if not source.exists():
+        raise CommandFailed(f"no file {args.file}")
+    app = _open_app(settings)
+    try:
+        try:
+            _, last = check_file(source)
+            with _progress(last, "importing events") as advance:
+                count = import_log(app, source, advance)
+        except BackupError as e:
+            raise CommandFailed(str(e)) from None
+        views = open_read_side(settings.data_dir, settings.database_url)
+        try:
+            Projector(app, views).rebuild(progress=sys.stderr.isatty(), wait=False)
+        finally:
+            views.close()
+    finally:
+        app.close()
+    print(f"imported {count} events from {args.file}; views rebuilt")
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    from projections.audit import verify
+
+    settings = _settings()
+    app, views = _read_side(settings)
+    try:
+        report = verify(app, views)
+    finally:
+        views.close()
+        app.close()
+    if not report.ok:
+        raise CommandFailed("audit failed: " + "; ".join(report.problems))
+    print(
+        f"{report.events} events hash to chain head {report.head}; "
+        f"{report.compared} digests and {report.checkpoints} forwarded checkpoints match"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prepmeet",
@@ -260,6 +344,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file", metavar="FILE.json")
     verify.add_argument("--key", metavar="PEM", help="the public key (GET /api/v1/signing-key)")
     verify.set_defaults(func=cmd_verify)
+
+    events = sub.add_parser("events", help="back up the whole log, or restore it")
+    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    export = events_sub.add_parser("export", help="write every event to a JSON-lines file")
+    export.add_argument("file", metavar="FILE.jsonl")
+    export.set_defaults(func=cmd_events_export)
+    restore = events_sub.add_parser("import", help="restore a backup into an empty store")
+    restore.add_argument("file", metavar="FILE.jsonl")
+    restore.set_defaults(func=cmd_events_import)
+
+    audit = sub.add_parser("audit", help="check the log against its hash chain")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_verify = audit_sub.add_parser("verify", help="recompute the chain, name the first change")
+    audit_verify.set_defaults(func=cmd_audit_verify)
     return parser
 
 

@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, Notification
 
 from domain import rules
+from domain.audit import Chain
 from domain.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -68,7 +69,6 @@ class Forwarding:
     sha256: str
     document_position: int
     signature: str
-    chain_head: str | None = None
 
 
 def request_hash(payload: dict[str, Any]) -> str:
@@ -106,6 +106,7 @@ class PreparatoryMeetings(Application[UUID]):
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
+        self.chain = Chain(self.recorder)
         self._meeting_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -454,7 +455,7 @@ class PreparatoryMeetings(Application[UUID]):
                     outcome.sha256,
                     outcome.document_position,
                     outcome.signature,
-                    outcome.chain_head,
+                    self.chain.head(outcome.document_position),
                 )
             )
             return []

@@ -15,6 +15,7 @@ from typing import Any
 from eventsourcing.persistence import Mapper, Notification
 
 from domain.application import ProposalLogged
+from domain.audit import SHORT, notification_digest
 from domain.meeting import Meeting
 from domain.proposal import MeetingProposals, Proposal
 from domain.users import ApiToken, User
@@ -75,7 +76,7 @@ PARTICIPANT_UPSERT = upsert(
 STATE_UPSERT = upsert("pm_recommendations", ("meeting_id", "position", "state"), ("meeting_id",))
 OUTCOME_INSERT = insert("pm_outcomes", OUTCOME_COLUMNS)
 POSITION_UPSERT = upsert(
-    "pm_positions", ("chunk", "last", "at_max", "positions", "times"), ("chunk",)
+    "pm_positions", ("chunk", "last", "at_max", "positions", "times", "digests"), ("chunk",)
 )
 
 PROPOSAL_EVENTS = frozenset(
@@ -129,13 +130,21 @@ Decoded = tuple[int, type[Any], Any, str]
 class _Chunk:
     """One row of the position index: the times of up to 1,024 consecutive positions."""
 
-    __slots__ = ("at_max", "number", "positions", "times")
+    __slots__ = ("at_max", "digests", "number", "positions", "times")
 
-    def __init__(self, number: int, at_max: str, positions: list[int], times: list[str]):
+    def __init__(
+        self,
+        number: int,
+        at_max: str,
+        positions: list[int],
+        times: list[str],
+        digests: list[str],
+    ):
         self.number = number
         self.at_max = at_max
         self.positions = positions
         self.times = times
+        self.digests = digests
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -262,12 +271,18 @@ class ViewProjection:
                 self._people[uid] = (name, delegation)
         if not self._chunk_known:
             rows = self.model.fetch(
-                "SELECT chunk, at_max, positions, times FROM pm_positions "
+                "SELECT chunk, at_max, positions, times, digests FROM pm_positions "
                 "ORDER BY chunk DESC LIMIT 1"
             )
             if rows:
-                number, at_max, positions, times = rows[0]
-                self._chunk = _Chunk(int(number), at_max, json.loads(positions), times.split("\n"))
+                number, at_max, positions, times, digests = rows[0]
+                self._chunk = _Chunk(
+                    int(number),
+                    at_max,
+                    json.loads(positions),
+                    times.split("\n"),
+                    [digests[i : i + SHORT] for i in range(0, len(digests), SHORT)],
+                )
             self._chunk_known = True
 
     # --- one batch --------------------------------------------------------------------------
@@ -311,15 +326,17 @@ class ViewProjection:
             chunk = self._chunk
             chunks: list[_Chunk] = []
             handlers = self._handlers
+            digests = {n.id: notification_digest(n)[:SHORT] for n in notes}
             for position, cls, ev, at in events:
                 number = position >> POSITION_CHUNK_BITS
                 if chunk is None or chunk.number != number:
-                    chunk = _Chunk(number, chunk.at_max if chunk else "", [], [])
+                    chunk = _Chunk(number, chunk.at_max if chunk else "", [], [], [])
                     chunks.append(chunk)
                 elif not chunks:
                     chunks.append(chunk)
                 chunk.positions.append(position)
                 chunk.times.append(at)
+                chunk.digests.append(digests[position])
                 if at > chunk.at_max:
                     chunk.at_max = at
                 handler = handlers.get(cls)
@@ -337,7 +354,14 @@ class ViewProjection:
 
     def _statements(self, chunks: list[_Chunk]) -> list[Statement]:
         positions = [
-            (c.number, c.positions[-1], c.at_max, _dumps(c.positions), "\n".join(c.times))
+            (
+                c.number,
+                c.positions[-1],
+                c.at_max,
+                _dumps(c.positions),
+                "\n".join(c.times),
+                "".join(c.digests),
+            )
             for c in chunks
         ]
         meetings = []

@@ -34,7 +34,7 @@ from projections.compile import compile_document
 from projections.timetravel import compile_as_of, parse_time
 
 VIEWS_FILE = "views.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_LIMIT = 200
 DOCUMENT_CACHE_SIZE = 256
 POSITION_CHUNK_BITS = 10
@@ -152,7 +152,7 @@ def schema(big: str, boolean: str) -> list[str]:
         "signature TEXT NOT NULL, PRIMARY KEY (meeting_id, version))",
         "CREATE TABLE IF NOT EXISTS pm_positions ("
         f"chunk {big} PRIMARY KEY, last {big} NOT NULL, at_max TEXT NOT NULL, "
-        "positions TEXT NOT NULL, times TEXT NOT NULL)",
+        "positions TEXT NOT NULL, times TEXT NOT NULL, digests TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS pm_positions_by_time ON pm_positions (at_max, chunk)",
     ]
 
