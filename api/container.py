@@ -13,9 +13,12 @@ from eventsourcing.persistence import PersistenceError
 from api.errors import HttpProblem
 from api.observability import Metrics
 from api.settings import Settings
-from api.signing import KEY_FILE, load_or_create_key
-from domain.application import PreparatoryMeetings
+from api.signing import KEY_FILE, load_or_create_key, sign
+from domain.application import Forwarding, PreparatoryMeetings, Result
+from domain.meeting import Meeting
 from domain.store import StoreUnavailable, store_env
+from projections.compile import forwarded_form
+from projections.documents import json_bytes
 from projections.runner import Projector
 from projections.views import ReadModel, open_read_side
 
@@ -105,6 +108,27 @@ class Container:
                 "views-lagging",
             )
         return target
+
+    def forward_meeting(
+        self, actor: str, meeting_id: str, expected_version: int | None = None
+    ) -> Result:
+        """Compile the live outcome, seal and sign it, and record it as the next version."""
+
+        def compile_outcome(meeting: Meeting) -> Forwarding:
+            self.await_views()
+            live = self.views.document(meeting.id)
+            doc = forwarded_form(live, len(meeting.outcome_versions) + 1)
+            doc["signature"] = sign(self.signing_key, doc)
+            return Forwarding(
+                document=json_bytes(doc).decode(),
+                sha256=doc["sha256"],
+                document_position=live["position"],
+                signature=doc["signature"],
+            )
+
+        result = self.app.forward_meeting(actor, meeting_id, compile_outcome, expected_version)
+        self.poke()
+        return result
 
     def close(self) -> None:
         if self.projector is not None:

@@ -16,12 +16,9 @@ from api.deps import After, App, CurrentUser, ExpectedVersion, Services, readabl
 from api.errors import HttpProblem
 from api.problems import responses
 from api.schemas import ChangesOut, ForwardedOut, SigningKeyOut, VersionRecord
-from api.signing import public_info, sign
-from domain.application import Forwarding
+from api.signing import public_info
 from domain.errors import Forbidden, InvalidInput
-from domain.meeting import Meeting
-from projections.compile import forwarded_form
-from projections.documents import FORMATS, json_bytes, seal
+from projections.documents import FORMATS, seal
 from projections.documents.formats import Format
 from projections.outcome_changes import changes, redline
 
@@ -188,22 +185,7 @@ def forward_meeting(
     expected: ExpectedVersion,
 ) -> dict[str, Any]:
     """Compile, seal and sign the outcome and record it as the meeting's next version."""
-    app.check_meeting_action(str(user.id), meeting_id, "forward a meeting")
-
-    def compile_outcome(meeting: Meeting) -> Forwarding:
-        services.await_views()
-        live = services.views.document(meeting.id)
-        doc = forwarded_form(live, len(meeting.outcome_versions) + 1)
-        doc["signature"] = sign(services.signing_key, doc)
-        return Forwarding(
-            document=json_bytes(doc).decode(),
-            sha256=doc["sha256"],
-            document_position=live["position"],
-            signature=doc["signature"],
-        )
-
-    result = app.forward_meeting(str(user.id), meeting_id, compile_outcome, expected)
-    services.poke()
+    result = services.forward_meeting(str(user.id), meeting_id, expected)
     record = result.extra["record"]
     response.headers["Location"] = (
         f"/api/v1/meetings/{meeting_id}/outcome/versions/{record['version']}"
