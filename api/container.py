@@ -15,6 +15,7 @@ from api.observability import Metrics
 from api.settings import Settings
 from api.signing import KEY_FILE, load_or_create_key, sign
 from domain.application import Forwarding, PreparatoryMeetings, Result
+from domain.errors import InvalidInput
 from domain.meeting import Meeting
 from domain.store import StoreUnavailable, store_env
 from projections.compile import forwarded_form
@@ -98,7 +99,11 @@ class Container:
 
         A client that has just written therefore reads its write, with or without ``after``.
         """
-        target = max(after or 0, self.app.last_position())
+        last = self.app.last_position()
+        if after is not None and after > last:
+            # no write has reached it: waiting could only tie up a worker and end in a 503
+            raise InvalidInput(f"after {after} is past the last position {last}", "after")
+        target = max(after or 0, last)
         self.poke()
         if not self.views.wait_for(target, self.settings.read_wait_timeout):
             raise HttpProblem(

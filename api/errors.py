@@ -79,7 +79,8 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+def _refused_authentication(request: Request) -> JSONResponse | None:
+    """The 401 that must answer before a refusal of the body, when the request has one."""
     if request.url.path.startswith("/api/") and not hasattr(request.state, "user_id"):
         from api.deps import authenticate
 
@@ -87,6 +88,13 @@ def validation_problem(request: Request, exc: RequestValidationError) -> JSONRes
             authenticate(request)
         except DomainError as refused:
             return domain_problem(request, refused)
+    return None
+
+
+def validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+    refused = _refused_authentication(request)
+    if refused is not None:
+        return refused
     errors = [
         {"field": _location(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
         for e in exc.errors()
@@ -97,8 +105,18 @@ def validation_problem(request: Request, exc: RequestValidationError) -> JSONRes
     return problem(422, summary or "invalid request", kind="invalid-request", errors=errors)
 
 
+BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 def http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 400 and detail == BODY_PARSE_ERROR:
+        # FastAPI's answer to a JSON body that is not even text (invalid UTF-8): the contract
+        # answers every body that is not valid JSON with a 422, after authentication
+        refused = _refused_authentication(request)
+        if refused is not None:
+            return refused
+        return problem(422, "the body is not valid JSON", kind="malformed-json")
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.url.path}"
     headers = dict(exc.headers) if exc.headers else None

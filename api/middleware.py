@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -86,6 +87,45 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+JSON_MEDIA = ("application/json", "application/problem+json", "application/*", "*/*")
+OTHER_FORMATS = re.compile(
+    r"/recommendations$|/outcome/versions/[^/]+$|/outcome/changes$|/events/stream$"
+    r"|^/metrics$|^/docs"
+)
+
+
+def accepts_json(accept: str) -> bool:
+    for part in accept.split(","):
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
+        if not refused and (media in JSON_MEDIA or media.endswith("+json")):
+            return True
+    return False
+
+
+class JsonOnly:
+    """406 for an ``Accept`` that excludes JSON, on every route that serves only JSON."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not OTHER_FORMATS.search(scope["path"]):
+            for name, value in scope["headers"]:
+                if name == b"accept":
+                    accept = value.decode("latin-1")
+                    if accept.strip() and not accepts_json(accept):
+                        await _send_problem(
+                            send,
+                            406,
+                            "Not acceptable",
+                            "this resource is served as application/json only",
+                        )
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+
 class Headers:
     """Request ids and security headers on every response."""
 
@@ -142,6 +182,7 @@ def install(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             expose_headers=["ETag", "Location", "Repr-Digest", "X-Request-ID"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(JsonOnly)
     app.add_middleware(
         RateLimit,
         per_token=settings.rate_limit_per_token,

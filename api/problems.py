@@ -84,7 +84,11 @@ def document_problems(
     list 422 itself; this service answers every 422 with a problem detail. And the rate
     limit answers 429 on every path but ``rate_limit_exempt``.
     """
-    described = responses(422, 429)
+    described = responses(406, 422, 429)
+    problem_406 = {
+        "description": described[406]["description"],
+        "content": described[406]["content"],
+    }
     problem_422 = {
         "description": described[422]["description"],
         "content": described[422]["content"],
@@ -100,6 +104,7 @@ def document_problems(
                 operation["responses"]["422"] = problem_422
             if path not in rate_limit_exempt:
                 operation.setdefault("responses", {}).setdefault("429", problem_429)
+            operation.setdefault("responses", {}).setdefault("406", problem_406)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault("Problem", Problem.model_json_schema())
     if "HTTPValidationError" not in str(schema.get("paths", {})):

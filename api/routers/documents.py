@@ -14,8 +14,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from api.container import Container
 from api.deps import After, App, CurrentUser, ExpectedVersion, Services, readable_meeting
 from api.errors import HttpProblem
+from api.pagination import Cursor, Limit, paginate
 from api.problems import responses
-from api.schemas import ChangesOut, ForwardedOut, SigningKeyOut, VersionRecord
+from api.schemas import ChangesOut, ForwardedOut, Page, SigningKeyOut, VersionRecord
 from api.signing import public_info
 from domain.errors import Forbidden, InvalidInput
 from projections.documents import FORMATS, seal
@@ -117,8 +118,11 @@ def download(
         "Cache-Control": "private, no-cache",
     }
     match = request.headers.get("if-none-match")
-    if match and etag in [m.strip() for m in match.split(",")]:
-        return Response(status_code=304, headers=headers)
+    if match is not None:
+        # RFC 9110 §13.1.2: weak comparison (a W/ prefix matches too), and * matches any
+        tags = [m.strip().removeprefix("W/") for m in match.split(",")]
+        if "*" in tags or etag in tags:
+            return Response(status_code=304, headers=headers)
     return Response(body, media_type=fmt.media_type, headers=headers)
 
 
@@ -174,7 +178,7 @@ def recommendations(
     "/meetings/{meeting_id}/forward",
     status_code=201,
     response_model=ForwardedOut,
-    responses=responses(401, 403, 404, 409, 412, 503),
+    responses=responses(401, 403, 404, 409, 412, 413, 503),
 )
 def forward_meeting(
     meeting_id: MeetingId,
@@ -196,12 +200,15 @@ def forward_meeting(
 
 @router.get(
     "/meetings/{meeting_id}/outcome/versions",
-    response_model=list[VersionRecord],
-    responses=responses(401, 404),
+    response_model=Page[VersionRecord],
+    responses=responses(401, 404, 422),
 )
-def outcome_versions(meeting_id: MeetingId, user: CurrentUser, app: App) -> list[dict[str, Any]]:
+def outcome_versions(
+    meeting_id: MeetingId, user: CurrentUser, app: App, limit: Limit = 50, cursor: Cursor = None
+) -> dict[str, Any]:
+    """The forwarded versions, oldest first (a list like every other: items, next_cursor)."""
     meeting = app.get_meeting(str(user.id), meeting_id)
-    return [app.version_record(v) for v in meeting.outcome_versions]
+    return paginate([app.version_record(v) for v in meeting.outcome_versions], limit, cursor)
 
 
 def forwarded(

@@ -110,7 +110,7 @@ def enrol_participant(
         str(user.id), meeting_id, body.user_id, body.role, body.themes, expected
     )
     services.poke()
-    return command(response, result, f"/api/v1/meetings/{meeting_id}/participants/{body.user_id}")
+    return command(response, result, f"/api/v1/meetings/{meeting_id}")
 
 
 def _lifecycle(action: str, verb: str) -> Any:

@@ -253,7 +253,7 @@ def comment_on_proposal(
     comment = next(
         c for c in app.get_proposal(str(user.id), proposal_id)[0].comments if c["id"] == comment_id
     )
-    response.headers["Location"] = f"/api/v1/proposals/{proposal_id}/comments/{comment_id}"
+    response.headers["Location"] = f"/api/v1/proposals/{proposal_id}/comments"
     response.headers["ETag"] = f'"{result.state["version"]}"'
     return {**comment, "position": result.position}
 
