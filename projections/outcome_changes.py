@@ -10,7 +10,8 @@ from typing import Any
 
 from projections.documents.model import clean
 
-MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!<>|~]")
+# Markup characters, `&` (entities) and the `:` of `scheme:/` (GFM autolinks a bare URL).
+MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!<>|~&]|:(?=/)")
 
 
 def _recommendations(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -75,13 +76,20 @@ def _inline(before: str, after: str, kind: str) -> str:
     out: list[str] = []
     for op, i1, i2, j1, j2 in SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
-        if op == "equal":
-            out.append(html.escape(old) if kind == "html" else _md(old))
+        if op == "equal" or not (old.strip() or new.strip()):
+            out.append(html.escape(new) if kind == "html" else _md(new))
             continue
+        # White space goes outside the marks: Markdown takes `** word**` for plain asterisks.
+        # The white space shown is the new wording's (the old one's where nothing replaces it).
+        spaced = new if new.strip() else old
+        out.append(spaced[: len(spaced) - len(spaced.lstrip())])
         if old.strip():
-            out.append(f"<del>{html.escape(old)}</del>" if kind == "html" else f"~~{_md(old)}~~")
+            gone = old.strip()
+            out.append(f"<del>{html.escape(gone)}</del>" if kind == "html" else f"~~{_md(gone)}~~")
         if new.strip():
-            out.append(f"<ins>{html.escape(new)}</ins>" if kind == "html" else f"**{_md(new)}**")
+            came = new.strip()
+            out.append(f"<ins>{html.escape(came)}</ins>" if kind == "html" else f"**{_md(came)}**")
+        out.append(spaced[len(spaced.rstrip()) :])
     return "".join(out)
 
 
