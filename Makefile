@@ -28,5 +28,11 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+bench: install  ## the performance harness (about 12 minutes); results in bench/results/
+	$(PY) -m bench
+
+bench-quick: install  ## the same, shorter (under 2 minutes)
+	$(PY) -m bench --quick
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.container import Container
 from domain.application import PreparatoryMeetings
-from domain.errors import NotFound, Unauthenticated
+from domain.errors import InvalidInput, NotFound, Unauthenticated
 from domain.users import User
 
 bearer = HTTPBearer(auto_error=False, description="a token issued by the secretariat")
@@ -43,6 +44,24 @@ def current_user(
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
     return authenticate(request)
+
+
+async def no_body(request: Request) -> None:
+    """Refuse a body on an action that takes none (an empty body, ``{}`` and ``null`` pass):
+    its fields would be ignored, and the contract refuses unknown fields rather than ignore
+    them. Listed after the route's access checks, so that 401, 404 and 403 answer first."""
+    raw = await request.body()
+    if not raw.strip():
+        return
+    try:
+        given = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("the body is not valid JSON", "body") from None
+    if given is not None and given != {}:
+        raise InvalidInput("this action takes no body", "body")
+
+
+NoBody = Depends(no_body)
 
 
 def expected_version(

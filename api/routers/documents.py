@@ -9,10 +9,18 @@ import re
 import unicodedata
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from api.container import Container
-from api.deps import After, App, CurrentUser, ExpectedVersion, Services, readable_meeting
+from api.deps import (
+    After,
+    App,
+    CurrentUser,
+    ExpectedVersion,
+    NoBody,
+    Services,
+    readable_meeting,
+)
 from api.errors import HttpProblem
 from api.pagination import Cursor, Limit, paginate
 from api.problems import responses
@@ -174,11 +182,16 @@ def recommendations(
     return download(request, services, rendered(services, doc, chosen), chosen, name)
 
 
+def forwarder(meeting_id: MeetingId, user: CurrentUser, app: App) -> None:
+    app.check_meeting_action(str(user.id), meeting_id, "forward a meeting")
+
+
 @router.post(
     "/meetings/{meeting_id}/forward",
     status_code=201,
     response_model=ForwardedOut,
-    responses=responses(401, 403, 404, 409, 412, 413, 503),
+    responses=responses(401, 403, 404, 409, 412, 413, 422, 503),
+    dependencies=[Depends(forwarder), NoBody],
 )
 def forward_meeting(
     meeting_id: MeetingId,

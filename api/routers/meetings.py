@@ -12,6 +12,7 @@ from api.deps import (
     CurrentUser,
     ExpectedVersion,
     IdempotencyKey,
+    NoBody,
     Services,
     readable_meeting,
 )
@@ -139,7 +140,7 @@ for _verb, _action in (("open", "Open"), ("close", "Close")):
         response_model=MeetingCommandOut,
         responses=responses(401, 403, 404, 409, 412, 413),
         name=f"{_verb}_meeting",
-        dependencies=[meeting_action(f"{_verb} a meeting")],
+        dependencies=[meeting_action(f"{_verb} a meeting"), NoBody],
     )
 
 

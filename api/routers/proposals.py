@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from api.deps import App, CurrentUser, ExpectedVersion, IdempotencyKey, Services
+from api.deps import App, CurrentUser, ExpectedVersion, IdempotencyKey, NoBody, Services
 from api.pagination import Cursor, Limit, paginate
 from api.problems import responses
 from api.responses import command, single
@@ -121,7 +121,7 @@ def revise_proposal(
     "/proposals/{proposal_id}/submit",
     response_model=ProposalCommandOut,
     responses=responses(401, 403, 404, 409, 412, 413),
-    dependencies=[proposal_action("submit")],
+    dependencies=[proposal_action("submit"), NoBody],
 )
 def submit_proposal(
     proposal_id: ProposalId,

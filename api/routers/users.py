@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from api.deps import App, CurrentUser, IdempotencyKey, Services
+from api.deps import App, CurrentUser, IdempotencyKey, NoBody, Services
 from api.problems import responses
 from api.responses import command, single
 from api.schemas import MeOut, TokenOut, UserCreate, UserCreated, UserOut
@@ -64,11 +64,19 @@ def get_user(user_id: str, user: CurrentUser, app: App, response: Response) -> d
     return single(response, app.get_user(user_id).as_dict())
 
 
+def token_admin(action: str) -> Any:
+    def check(user: CurrentUser, app: App) -> None:
+        app.require_secretariat(str(user.id), action)
+
+    return Depends(check)
+
+
 @router.post(
     "/users/{user_id}/tokens",
     status_code=201,
     response_model=TokenOut,
-    responses=responses(401, 403, 404, 413),
+    responses=responses(401, 403, 404, 413, 422),
+    dependencies=[token_admin("issue tokens"), NoBody],
 )
 def issue_token(user_id: str, user: CurrentUser, app: App, response: Response) -> dict[str, Any]:
     result = app.issue_token(str(user.id), user_id)
@@ -76,7 +84,12 @@ def issue_token(user_id: str, user: CurrentUser, app: App, response: Response) -
     return {"token": result.extra["token"], "position": result.position}
 
 
-@router.delete("/users/{user_id}/tokens", status_code=204, responses=responses(401, 403, 404, 413))
+@router.delete(
+    "/users/{user_id}/tokens",
+    status_code=204,
+    responses=responses(401, 403, 404, 413, 422),
+    dependencies=[token_admin("revoke tokens"), NoBody],
+)
 def revoke_tokens(user_id: str, user: CurrentUser, app: App, services: Services) -> Response:
     app.revoke_tokens(str(user.id), user_id)
     return Response(status_code=204)
