@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-deep lint format bench bench-quick clean
+.PHONY: install run test fuzz-deep lint format bench bench-quick bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: install  ## the performance harness (about 12 minutes); results in bench/
 
 bench-quick: install  ## the same, shorter (under 2 minutes)
 	$(PY) -m bench --quick
+
+bench-smoke: install  ## start the harness, measure a little, exit (under a minute; run by CI)
+	$(PY) -m bench --smoke --out $(VENV)/bench-smoke.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
