@@ -14,7 +14,7 @@ Two profiles, chosen by ``PREPMEET_FUZZ``:
 
 - ``quick`` (the default): a few examples per operation and role, well under two minutes;
 - ``deep``: at least 100 examples per operation and role. Run it with
-  ``PREPMEET_FUZZ=deep .venv/bin/python -m pytest -s tests/e2e/test_fuzz_contract.py``.
+  ``make fuzz-deep``.
 """
 
 from __future__ import annotations
@@ -29,17 +29,15 @@ from typing import Any
 
 import hypothesis
 import pytest
+import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import strategies as st
-
-schemathesis = pytest.importorskip("schemathesis")
-
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.core.failures import FailureGroup  # noqa: E402
-from schemathesis.python import asgi as schemathesis_asgi  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.python import asgi as schemathesis_asgi
+from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
     negative_data_rejection,
@@ -48,10 +46,10 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from api.demo import load_demo  # noqa: E402
-from api.main import create_app  # noqa: E402
-from api.settings import Settings  # noqa: E402
-from domain.application import SYSTEM  # noqa: E402
+from api.demo import load_demo
+from api.main import create_app
+from api.settings import Settings
+from domain.application import SYSTEM
 
 PROFILES = {
     # examples per operation, per role and per generation mode
