@@ -12,12 +12,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    EventSourcedLog,
+    ProcessingEvent,
+)
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, Notification
 
 from domain import rules
 from domain.audit import Chain
+from domain.concurrency import GroupCommit, LogEntry, SharedExclusiveLock
 from domain.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -107,8 +113,9 @@ class PreparatoryMeetings(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self.chain = Chain(self.recorder)
-        self._meeting_locks: dict[str, threading.Lock] = {}
+        self._meeting_locks: dict[str, SharedExclusiveLock] = {}
         self._locks_lock = threading.Lock()
+        self._group = GroupCommit(self._record, self._notify, self._log_event, self._log_head)
 
     # --- infrastructure helpers ----------------------------------------------------
 
@@ -132,16 +139,38 @@ class PreparatoryMeetings(Application[UUID]):
             return None
         return agg if isinstance(agg, cls) else None
 
-    def _save(self, *items: Aggregate | DomainEvent | None) -> int:
-        recordings = self.save(*items)
-        return max(r.notification.id for r in recordings) if recordings else self.last_position()
+    def _save(self, *items: Aggregate | DomainEvent | LogEntry | None) -> int:
+        """Record the items' new events, in a commit shared with concurrent commands."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        entry = None
+        for item in items:
+            if isinstance(item, LogEntry):
+                entry = item
+            else:
+                processing.collect_events(item)
+        if not processing.events and entry is None:
+            return self.last_position()
+        recordings = self._group.save(processing, entry)
+        return max(r.notification.id for r in recordings)
+
+    def _log_event(self, entry: LogEntry, version: int) -> DomainEvent:
+        log = self._proposal_log(entry.meeting_id)
+        return log.trigger_event(
+            next_originator_version=version, proposal_id=entry.proposal_id, theme=entry.theme
+        )
+
+    def _log_head(self, meeting_id: UUID) -> int:
+        last = self._proposal_log(meeting_id).get_last()
+        return last.originator_version if last is not None else 0
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def _meeting_lock(self, meeting_id: str) -> threading.Lock:
+    def _meeting_lock(self, meeting_id: str) -> SharedExclusiveLock:
+        """Decisions on a meeting's proposals hold it shared; forwarding holds it alone, so
+        that nothing changes between compiling the outcome and recording it."""
         with self._locks_lock:
-            return self._meeting_locks.setdefault(meeting_id, threading.Lock())
+            return self._meeting_locks.setdefault(meeting_id, SharedExclusiveLock())
 
     def _change(
         self,
@@ -460,7 +489,7 @@ class PreparatoryMeetings(Application[UUID]):
             )
             return []
 
-        with lock:
+        with lock.exclusive():
             result = self._meeting_command(actor, meeting_id, expected_version, decide)
         result.extra["record"] = self.version_record(record)
         return result
@@ -581,7 +610,6 @@ class PreparatoryMeetings(Application[UUID]):
             "rationale": rationale,
             "submit": submit,
         }
-        log = self._proposal_log(meeting.id)
 
         def build(id_: UUID | None, hashed: str | None) -> list[Aggregate | DomainEvent]:
             # checked only when creating: a retry of a recorded draft returns it whatever
@@ -601,10 +629,10 @@ class PreparatoryMeetings(Application[UUID]):
             )
             if submit:
                 proposal.submit(actor)
-            entry = log.trigger_event(proposal_id=str(proposal.id), theme=theme)
-            return [proposal, entry]
+            entry = LogEntry(meeting.id, str(proposal.id), theme)
+            return [proposal, entry]  # type: ignore[list-item]
 
-        with self._meeting_lock(str(meeting.id)):
+        with self._meeting_lock(str(meeting.id)).shared():
             for _ in range(RETRIES):
                 try:
                     proposal, position, created = self._create_once(
@@ -667,7 +695,7 @@ class PreparatoryMeetings(Application[UUID]):
             current.require_status(action.replace("_", " "), *meeting_states)
             return decide(proposal) or []
 
-        with self._meeting_lock(str(meeting.id)):
+        with self._meeting_lock(str(meeting.id)).shared():
             proposal, position = self._change(
                 Proposal, "proposal", proposal_id, expected_version, checked
             )

@@ -1,0 +1,149 @@
+"""Group commit: concurrent commands share one transaction, and a conflict fails only its own.
+
+The commit lock is held by the test while commands queue behind it, so that the batch a
+release forms is known, whatever the scheduling of the threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.application import PreparatoryMeetings
+from domain.errors import VersionConflict
+from domain.store import store_env
+from tests.given import TECH, Given
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """A store that commits to disk: a SQLite file, or PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return store_env(tmp_path / "data", url)
+
+
+@pytest.fixture
+def file_app(store: dict[str, str]) -> Iterator[PreparatoryMeetings]:
+    app = PreparatoryMeetings(env=store)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def count_records(app: PreparatoryMeetings) -> list[int]:
+    """Wrap the group commit's recorder: one entry (its event count) per transaction."""
+    calls: list[int] = []
+    group = app._group
+    record = group._record
+
+    def counted(processing: Any) -> Any:
+        calls.append(len(processing.events))
+        return record(processing)
+
+    group._record = counted
+    return calls
+
+
+def queued_behind_the_lock(
+    app: PreparatoryMeetings, commands: list[Callable[[], Any]]
+) -> list[Any]:
+    """Run the commands in threads while the commit lock is held; release it once all have
+    queued their saves; return each command's result or exception, in order."""
+    group = app._group
+    results: list[Any] = [None] * len(commands)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = commands[i]()
+        except Exception as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(commands))]
+    with group._commit_lock:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while True:
+            with group._queue_lock:
+                if len(group._queue) == len(commands):
+                    break
+            assert time.monotonic() < deadline, "the commands did not queue their saves"
+            time.sleep(0.001)
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def log_versions(app: PreparatoryMeetings, meeting: str) -> list[int]:
+    return [int(e.originator_version) for e in app.proposal_ids(meeting)]
+
+
+def test_concurrent_creations_in_one_meeting_share_one_commit(
+    file_app: PreparatoryMeetings,
+) -> None:
+    g = Given(file_app).open()
+    calls = count_records(file_app)
+    results = queued_behind_the_lock(
+        file_app,
+        [
+            lambda i=i: file_app.draft_proposal(
+                g.proposer, g.meeting, TECH, f"t{i}", "x", submit=True
+            )
+            for i in range(8)
+        ],
+    )
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert calls == [8 * 3], "eight creations (drafted, submitted, logged) in one transaction"
+    positions = [r.position for r in results]
+    assert len(set(positions)) == 8
+    assert log_versions(file_app, g.meeting) == list(range(1, 9))
+    assert sorted(file_app.get_proposal(g.proposer, r.state["id"])[0].title for r in results) == [
+        f"t{i}" for i in range(8)
+    ]
+
+
+def test_a_conflict_in_a_batch_fails_only_the_command_that_caused_it(
+    file_app: PreparatoryMeetings,
+) -> None:
+    g = Given(file_app).open()
+    pid = g.proposal("submitted")
+    chair = g.chair_of(TECH)
+    version = g.get(pid).version
+    calls = count_records(file_app)
+    commands: list[Callable[[], Any]] = [
+        lambda: file_app.approve_proposal(chair, pid, "first", None, version),
+        lambda: file_app.draft_proposal(g.proposer, g.meeting, TECH, "a", "x"),
+        lambda: file_app.reject_proposal(chair, pid, "second", version),
+        lambda: file_app.draft_proposal(g.proposer, g.meeting, TECH, "b", "x"),
+    ]
+    results = queued_behind_the_lock(file_app, commands)
+    decided = [results[0], results[2]]
+    assert sum(isinstance(r, VersionConflict) for r in decided) == 1, decided
+    assert not isinstance(results[1], Exception) and not isinstance(results[3], Exception)
+    assert calls[0] == 1 + 2 + 1 + 2, "the whole batch was tried first"
+    assert len(calls) == 1 + 4, "then each command on its own"
+    assert g.get(pid).status in ("approved", "rejected")
+    assert g.get(pid).version == version + 1
+    assert log_versions(file_app, g.meeting) == [1, 2, 3], "the log has no gap"
+
+
+def test_creations_from_two_application_objects_on_one_store_keep_the_log_whole(
+    store: dict[str, str],
+) -> None:
+    first = PreparatoryMeetings(env=store)
+    second = PreparatoryMeetings(env={**store, "CREATE_TABLE": "n"})
+    try:
+        g = Given(first).open()
+        for i in range(6):
+            app = first if i % 2 == 0 else second
+            app.draft_proposal(g.proposer, g.meeting, TECH, f"t{i}", "x")
+        assert log_versions(first, g.meeting) == list(range(1, 7))
+    finally:
+        second.close()
+        first.close()
