@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
@@ -17,7 +18,7 @@ from api.signing import KEY_FILE, load_or_create_key, sign
 from domain.application import Forwarding, PreparatoryMeetings, Result
 from domain.errors import InvalidInput
 from domain.meeting import Meeting
-from domain.store import StoreUnavailable, store_env
+from domain.store import StoreUnavailable, check_postgres_durability, store_env
 from projections.compile import forwarded_form
 from projections.documents import json_bytes
 from projections.runner import Projector
@@ -33,19 +34,44 @@ def open_application(
     create = settings.create_tables if create_tables is None else create_tables
     env = store_env(settings.data_dir, settings.database_url, create_table=create)
     try:
-        return PreparatoryMeetings(env=env)
+        app = PreparatoryMeetings(env=env)
     except PersistenceError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "PostgreSQL" if settings.database_url else "SQLite"
         raise StoreUnavailable(f"cannot use the {where} store: {first}") from None
+    if settings.database_url:
+        recorder: Any = app.recorder
+        try:
+            relied_on = check_postgres_durability(recorder.datastore)
+        except StoreUnavailable:
+            app.close()
+            raise
+        log.info(
+            "PostgreSQL store relies on %s",
+            ", ".join(f"{name}={value}" for name, value in relied_on.items()),
+        )
+        if relied_on["full_page_writes"].lower() == "off":
+            log.warning(
+                "PostgreSQL runs with full_page_writes=off: a crash can leave torn pages "
+                "unless the file system rules them out"
+            )
+    return app
 
 
 class RenderCache:
-    """Rendered documents by key, least recently used first out, bounded in bytes."""
+    """Rendered documents by key, least recently used first out, bounded in bytes.
 
-    def __init__(self, max_bytes: int = 128 * 1024 * 1024) -> None:
+    A render runs in a thread of its own, and a request waits for it at most ``timeout``
+    seconds (0: without a bound), then answers 503. Python cannot stop a thread: the render
+    goes on, and when it ends its bytes are kept, so a retry is served from the cache.
+    Requests for a key that is being rendered wait for that render rather than start another.
+    """
+
+    def __init__(self, max_bytes: int = 128 * 1024 * 1024, timeout: float = 20.0) -> None:
         self.max_bytes = max_bytes
+        self.timeout = timeout
         self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._pending: dict[tuple[Any, ...], Future[bytes]] = {}
         self._size = 0
         self._lock = threading.Lock()
 
@@ -55,15 +81,42 @@ class RenderCache:
             if found is not None:
                 self._items.move_to_end(key)
                 return found
-        data = render()
+            future = self._pending.get(key)
+            if future is None:
+                future = self._pending[key] = Future()
+                thread = threading.Thread(
+                    target=self._render, args=(key, render, future), daemon=True, name="render"
+                )
+                thread.start()
+        try:
+            return future.result(timeout=self.timeout or None)
+        except TimeoutError:
+            raise HttpProblem(
+                503,
+                f"rendering the document took more than {self.timeout:g} s; retry shortly",
+                {"Retry-After": "5"},
+                "render-timeout",
+            ) from None
+
+    def _render(
+        self, key: tuple[Any, ...], render: Callable[[], bytes], future: Future[bytes]
+    ) -> None:
+        try:
+            data = render()
+        except BaseException as e:
+            with self._lock:
+                self._pending.pop(key, None)
+            future.set_exception(e)
+            return
         with self._lock:
+            self._pending.pop(key, None)
             if key not in self._items:
                 self._items[key] = data
                 self._size += len(data)
             while self._size > self.max_bytes and len(self._items) > 1:
                 _, dropped = self._items.popitem(last=False)
                 self._size -= len(dropped)
-        return data
+        future.set_result(data)
 
 
 class Container:
@@ -84,7 +137,7 @@ class Container:
         self.signing_key = load_or_create_key(key_file)
         self.streams: dict[str, int] = {}
         self.metrics = Metrics()
-        self.renders = RenderCache()
+        self.renders = RenderCache(timeout=settings.render_timeout)
 
     def start(self) -> None:
         if self.projector is not None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 EVENTS_FILE = "events.sqlite"
@@ -81,11 +83,18 @@ def store_env(
 
 
 def check_sqlite_durability(path: Path) -> None:
-    """Put the file in WAL mode and refuse to run unless it commits with synchronous=FULL."""
+    """Refuse to run unless the file is in WAL mode and commits with synchronous=FULL.
+
+    A new (or empty) file is created in WAL mode. An existing file in another journal mode
+    is refused, never converted behind the operator's back: they convert it themselves,
+    with every process that uses it stopped.
+    """
+    new = not path.exists() or path.stat().st_size == 0
     try:
         conn = sqlite3.connect(path, timeout=10)
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            pragma = "PRAGMA journal_mode=WAL" if new else "PRAGMA journal_mode"
+            mode = conn.execute(pragma).fetchone()[0]
             sync = conn.execute("PRAGMA synchronous").fetchone()[0]
             conn.execute("PRAGMA schema_version").fetchone()
         finally:
@@ -93,9 +102,56 @@ def check_sqlite_durability(path: Path) -> None:
     except sqlite3.Error as e:
         raise StoreUnavailable(f"cannot open SQLite store {path}: {e}") from None
     if str(mode).lower() != "wal":
-        raise StoreUnavailable(f"SQLite store {path} is in journal mode {mode}, not WAL")
+        if new:
+            raise StoreUnavailable(
+                f"SQLite store {path} could not be created in WAL mode (journal mode {mode})"
+            )
+        raise StoreUnavailable(
+            f"SQLite store {path} is in journal mode {mode}, not WAL; stop every process "
+            f"using it and convert it with: sqlite3 {shlex.quote(str(path))} "
+            "'PRAGMA journal_mode=WAL'"
+        )
     if int(sync) != 2:
         raise StoreUnavailable(
             f"SQLite store {path} runs with synchronous={sync}, not FULL (2): "
             "acknowledged writes would not survive a power loss"
         )
+
+
+POSTGRES_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
+
+
+def show_postgres_settings(datastore: Any) -> dict[str, str]:
+    """The server's answers to ``SHOW`` for each of :data:`POSTGRES_SETTINGS`."""
+    found: dict[str, str] = {}
+    with datastore.transaction(commit=False) as cursor:
+        for name in POSTGRES_SETTINGS:
+            cursor.execute(f"SHOW {name}")
+            row = cursor.fetchone()
+            found[name] = str(row[name] if isinstance(row, dict) else row[0])
+    return found
+
+
+def check_postgres_durability(datastore: Any) -> dict[str, str]:
+    """Refuse a server that acknowledges commits it has not flushed; the settings relied on.
+
+    ``synchronous_commit`` values other than ``off`` (``local``, ``remote_write``, ...) all
+    flush the local WAL before a commit returns.
+    """
+    try:
+        found = show_postgres_settings(datastore)
+    except Exception as e:  # any failure to ask means the store is not usable
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StoreUnavailable(f"cannot read the PostgreSQL durability settings: {first}") from None
+    if found["fsync"].lower() == "off":
+        raise StoreUnavailable(
+            "PostgreSQL runs with fsync=off: a crash could lose or corrupt acknowledged "
+            "writes; set fsync = on in postgresql.conf and restart the server"
+        )
+    if found["synchronous_commit"].lower() == "off":
+        raise StoreUnavailable(
+            "PostgreSQL runs with synchronous_commit=off: a crash could lose acknowledged "
+            "writes; set synchronous_commit = on (postgresql.conf, or ALTER DATABASE/ROLE ... "
+            "SET synchronous_commit = on)"
+        )
+    return found

@@ -1,12 +1,16 @@
 """The SQLite file is the record: what one process wrote, the next one reads.
 
-And the start-up checks of the store: WAL journal, ``synchronous=FULL``, a reachable
-PostgreSQL server.
+And the start-up checks of the store: an existing SQLite file refused unless in WAL mode,
+``synchronous=FULL``, a reachable PostgreSQL server that flushes every commit.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -14,12 +18,16 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import OperationalError
 
+from api.container import open_application
+from api.settings import Settings
 from domain import store as store_module
 from domain.application import SYSTEM, PreparatoryMeetings
 from domain.errors import Unauthenticated
 from domain.proposal import APPROVED, MERGED, REJECTED, SUBMITTED, WITHDRAWN
 from domain.store import EVENTS_FILE, StoreUnavailable, check_sqlite_durability, store_env
 from tests.given import OTHER_DELEGATION, TECH, Given
+
+PREPMEET = Path(sys.executable).parent / "prepmeet"
 
 
 def everything(app: PreparatoryMeetings, g: Given, pids: list[str]) -> dict[str, Any]:
@@ -81,24 +89,70 @@ def journal_mode(path: Path) -> str:
         conn.close()
 
 
-def test_a_file_in_rollback_journal_mode_is_switched_to_wal_before_use(tmp_path: Path) -> None:
-    path = tmp_path / EVENTS_FILE
+def rollback_journal_file(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=DELETE")
     conn.execute("CREATE TABLE kept (x)")
     conn.close()
     assert journal_mode(path) == "delete"
 
-    env = store_env(tmp_path, None)
 
-    assert journal_mode(path) == "wal"
-    app = PreparatoryMeetings(env=env)
+def test_an_existing_file_in_rollback_journal_mode_is_refused_not_converted(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / EVENTS_FILE
+    rollback_journal_file(path)
+
+    with pytest.raises(StoreUnavailable) as refused:
+        store_env(tmp_path, None)
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"{path} is in journal mode delete, not WAL" in message
+    assert f"sqlite3 {path} 'PRAGMA journal_mode=WAL'" in message
+    assert journal_mode(path) == "delete"
+    # the conversion the message names is all it takes
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    app = PreparatoryMeetings(env=store_env(tmp_path, None))
     try:
         created = app.create_user(SYSTEM, "Secretariat", "UN DPO", secretariat=True)
         assert app.get_user(created.state["id"]).name == "Secretariat"
     finally:
         app.close()
     assert journal_mode(path) == "wal"
+
+
+def test_an_empty_file_is_created_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / EVENTS_FILE
+    path.touch()
+    store_env(tmp_path, None)
+    assert journal_mode(path) == "wal"
+
+
+def test_serve_on_a_refused_store_exits_non_zero_with_one_line_on_stderr(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    rollback_journal_file(data_dir / EVENTS_FILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREPMEET_")}
+    env["PREPMEET_DATA_DIR"] = str(data_dir)
+    done = subprocess.run(
+        [str(PREPMEET), "serve", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("prepmeet: SQLite store ")
+    assert "journal mode delete, not WAL" in lines[0]
+    assert done.stdout == ""
 
 
 class Connection:
@@ -135,11 +189,13 @@ def with_pragmas(monkeypatch: pytest.MonkeyPatch, answers: dict[str, object]) ->
     )
 
 
-def test_a_file_that_cannot_be_put_in_wal_mode_is_refused(
+def test_a_new_file_that_cannot_be_put_in_wal_mode_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with_pragmas(monkeypatch, {"journal_mode=WAL": "delete"})
-    with pytest.raises(StoreUnavailable, match="journal mode delete, not WAL"):
+    with pytest.raises(
+        StoreUnavailable, match=r"could not be created in WAL mode \(journal mode delete\)"
+    ):
         store_env(tmp_path, None)
 
 
@@ -191,6 +247,60 @@ def test_an_unreachable_postgresql_server_fails_the_construction_of_the_applicat
     env["POSTGRES_CONNECT_TIMEOUT"] = "1"
     with pytest.raises(OperationalError):
         PreparatoryMeetings(env=env)
+
+
+def test_postgresql_start_up_logs_the_durability_settings_it_relies_on(
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="prepmeet"):
+        app = open_application(Settings(data_dir=tmp_path, database_url=postgres_url))
+    app.close()
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert "PostgreSQL store relies on fsync=on, synchronous_commit=on, full_page_writes=on" in (
+        logged
+    ), logged
+
+
+@pytest.mark.parametrize(
+    ("setting", "advice"),
+    [("fsync", "set fsync = on"), ("synchronous_commit", "set synchronous_commit = on")],
+)
+def test_postgresql_that_acknowledges_unflushed_commits_is_refused(
+    tmp_path: Path,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    advice: str,
+) -> None:
+    real = store_module.show_postgres_settings
+    asked: list[Any] = []
+
+    def answers(datastore: Any) -> dict[str, str]:
+        asked.append(datastore)
+        return {**real(datastore), setting: "off"}
+
+    monkeypatch.setattr(store_module, "show_postgres_settings", answers)
+    with pytest.raises(StoreUnavailable) as refused:
+        open_application(Settings(data_dir=tmp_path, database_url=postgres_url))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"PostgreSQL runs with {setting}=off: ")
+    assert advice in message
+    assert len(asked) == 1
+    assert asked[0].pool.closed, "the refused application's connections are closed"
+
+
+@pytest.mark.parametrize("answer", ["local", "remote_write", "remote_apply"])
+def test_postgresql_synchronous_commit_that_flushes_locally_passes(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    real = store_module.show_postgres_settings
+    monkeypatch.setattr(
+        store_module,
+        "show_postgres_settings",
+        lambda datastore: {**real(datastore), "synchronous_commit": answer},
+    )
+    open_application(Settings(data_dir=tmp_path, database_url=postgres_url)).close()
 
 
 def test_the_same_ids_survive_a_restart_as_the_same_kind_of_object(tmp_path: Path) -> None:
