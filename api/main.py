@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, ratelimit
+from api import errors, middleware, ratelimit
 from api.container import Container
 from api.middleware import install as install_middleware
 from api.problems import document_problems
@@ -51,7 +51,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(default_openapi(), ratelimit.EXEMPT)
+            app.openapi_schema = document_problems(
+                default_openapi(), ratelimit.EXEMPT, middleware.UNBOUNDED
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

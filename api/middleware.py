@@ -1,7 +1,8 @@
-"""ASGI middleware: the body size limit, request ids and security headers."""
+"""ASGI middleware: the body size limit, request timeouts, request ids and security headers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability import AccessLog, Metrics
-from api.problems import PROBLEM_MEDIA_TYPE
+from api.problems import PROBLEM_MEDIA_TYPE, problem
 from api.ratelimit import RateLimit
 from api.settings import Settings
 
@@ -87,6 +88,71 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+UNBOUNDED = "/events/stream"
+"""The path end of the routes that :class:`Timeout` leaves unbounded."""
+
+
+class Timeout:
+    """503 with ``Retry-After`` when a request has not begun its response within ``seconds``.
+
+    The bound is on the start of the response, so a response that has started streams to its
+    end; the event stream is not bounded at all. Routes declared with ``def`` run in the
+    thread pool, and a thread cannot be stopped: on timeout the request stops waiting and is
+    answered, while the route runs on in its thread and what it then sends is dropped. A
+    command may therefore still be recorded after its 503; a retry with the same
+    ``Idempotency-Key`` returns it.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.seconds <= 0 or scope["path"].endswith(UNBOUNDED):
+            await self.app(scope, receive, send)
+            return
+        started = asyncio.Event()
+        timed_out = False
+
+        async def guarded_send(message: Message) -> None:
+            if timed_out:
+                return  # the client has had its 503
+            if message["type"] == "http.response.start":
+                started.set()
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        waiter = asyncio.ensure_future(started.wait())
+        try:
+            await asyncio.wait(
+                {task, waiter}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            waiter.cancel()
+        if started.is_set() or task.done():
+            await task
+            return
+        timed_out = True
+        task.cancel()
+        task.add_done_callback(_retrieve)
+        answer = problem(
+            503,
+            f"the request took more than {self.seconds:g} s; retry shortly",
+            kind="timeout",
+            headers={"Retry-After": "5"},
+        )
+        await answer(scope, receive, send)
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Consume the outcome of a request abandoned on timeout (nobody awaits it)."""
+    if not task.cancelled():
+        task.exception()
+
+
 JSON_MEDIA = ("application/json", "application/problem+json", "application/*", "*/*")
 OTHER_FORMATS = re.compile(
     r"/recommendations$|/outcome/versions/[^/]+$|/outcome/changes$|/events/stream$"
@@ -126,6 +192,11 @@ class JsonOnly:
         await self.app(scope, receive, send)
 
 
+CSP = b"default-src 'none'; frame-ancestors 'none'"
+HTML_CSP = b"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+"""The documents in HTML carry their styles inline and fetch nothing."""
+
+
 class Headers:
     """Request ids and security headers on every response."""
 
@@ -161,9 +232,9 @@ class Headers:
                 if authenticated and b"cache-control" not in present:
                     extra.append((b"cache-control", b"no-store"))
                 if b"content-security-policy" not in present:
-                    extra.append(
-                        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-                    )
+                    media = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                    html = media.lower().startswith(b"text/html")
+                    extra.append((b"content-security-policy", HTML_CSP if html else CSP))
                 message["headers"] = headers + extra
             await send(message)
 
@@ -183,6 +254,7 @@ def install(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(JsonOnly)
+    app.add_middleware(Timeout, seconds=settings.request_timeout)
     app.add_middleware(
         RateLimit,
         per_token=settings.rate_limit_per_token,

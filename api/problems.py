@@ -76,15 +76,16 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def document_problems(
-    schema: dict[str, Any], rate_limit_exempt: Collection[str] = ()
+    schema: dict[str, Any], rate_limit_exempt: Collection[str] = (), unbounded: str = ""
 ) -> dict[str, Any]:
     """Complete the problem responses that FastAPI cannot know about.
 
     FastAPI documents a 422 of its own shape on every route with parameters that does not
-    list 422 itself; this service answers every 422 with a problem detail. And the rate
-    limit answers 429 on every path but ``rate_limit_exempt``.
+    list 422 itself; this service answers every 422 with a problem detail. The rate
+    limit answers 429 on every path but ``rate_limit_exempt``, and the request timeout 503
+    on every path but those that end with ``unbounded``.
     """
-    described = responses(406, 422, 429)
+    described = responses(406, 422, 429, 503)
     problem_406 = {
         "description": described[406]["description"],
         "content": described[406]["content"],
@@ -97,6 +98,10 @@ def document_problems(
         "description": described[429]["description"],
         "content": described[429]["content"],
     }
+    problem_503 = {
+        "description": described[503]["description"],
+        "content": described[503]["content"],
+    }
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             found = operation.get("responses", {}).get("422")
@@ -105,6 +110,8 @@ def document_problems(
             if path not in rate_limit_exempt:
                 operation.setdefault("responses", {}).setdefault("429", problem_429)
             operation.setdefault("responses", {}).setdefault("406", problem_406)
+            if not (unbounded and path.endswith(unbounded)):
+                operation["responses"].setdefault("503", problem_503)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault("Problem", Problem.model_json_schema())
     if "HTTPValidationError" not in str(schema.get("paths", {})):

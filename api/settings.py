@@ -25,6 +25,12 @@ class Settings(BaseSettings):
         default=None, description="PEM file of the Ed25519 signing key (default: in data_dir)"
     )
     read_wait_timeout: float = Field(default=5.0, ge=0, le=30)
+    request_timeout: float = Field(
+        default=30.0, ge=0, description="seconds until an HTTP request answers 503; 0 is off"
+    )
+    render_timeout: float = Field(
+        default=20.0, ge=0, description="seconds a document render may take before 503; 0 is off"
+    )
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_token: int = Field(default=50, ge=0, description="requests/s; 0 is off")
