@@ -22,6 +22,7 @@ from domain.users import ApiToken, User
 from projections.compile import Person, RecommendationsFold, id_text
 from projections.decoding import EventDecoder
 from projections.views import (
+    COMMENT_COLUMNS,
     MEETING_COLUMNS,
     MEETING_JSON,
     OUTCOME_COLUMNS,
@@ -75,6 +76,7 @@ PARTICIPANT_UPSERT = upsert(
 )
 STATE_UPSERT = upsert("pm_recommendations", ("meeting_id", "position", "state"), ("meeting_id",))
 OUTCOME_INSERT = insert("pm_outcomes", OUTCOME_COLUMNS)
+COMMENT_INSERT = insert("pm_comments", COMMENT_COLUMNS)
 POSITION_UPSERT = upsert(
     "pm_positions", ("chunk", "last", "at_max", "positions", "times", "digests"), ("chunk",)
 )
@@ -112,7 +114,6 @@ UNREAD_EVENTS = frozenset(
         Meeting.Reopened,
         Proposal.Submitted,
         Proposal.Withdrawn,
-        Proposal.Commented,
         User.TokenIssued,
         User.TokensRevoked,
         ApiToken.Issued,
@@ -213,6 +214,7 @@ class ViewProjection:
         self._dirty_proposals: set[str] = set()
         self._dirty_folds: set[str] = set()
         self._outcomes: list[tuple[Any, ...]] = []
+        self._comments: list[tuple[Any, ...]] = []
 
     def _person(self, user_id: str) -> Person | None:
         return self._people.get(user_id)
@@ -290,7 +292,7 @@ class ViewProjection:
     def _decode(self, notes: Sequence[Notification]) -> list[Decoded]:
         """Each notification's position, event class, event and time.
 
-        Events whose data no view shows (comments, tokens, log entries, changes of status)
+        Events whose data no view shows (tokens, log entries, changes of status)
         are not decoded: the notification itself stands in for them, with its aggregate id
         and version.
         """
@@ -419,6 +421,7 @@ class ViewProjection:
             (PROPOSAL_UPSERT, proposals),
             (STATE_UPSERT, states),
             (OUTCOME_INSERT, self._outcomes),
+            (COMMENT_INSERT, self._comments),
             (POSITION_UPSERT, positions),
         ]
 
@@ -618,7 +621,9 @@ class ViewProjection:
             self._fold(p["meeting_id"], position, at, ev, kind)
 
     def _commented(self, position: int, at: str, ev: Any, kind: type[Any]) -> None:
-        self._proposal(ev)
+        p = self._proposal(ev)
+        if p is not None:
+            self._comments.append((p["id"], position, ev.comment_id, ev.actor, ev.text, at))
 
     def _endorsed(self, position: int, at: str, ev: Any, kind: type[Any]) -> None:
         p = self._proposal(ev)

@@ -34,7 +34,7 @@ from projections.compile import compile_document
 from projections.timetravel import compile_as_of, parse_time
 
 VIEWS_FILE = "views.sqlite"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MAX_LIMIT = 200
 DOCUMENT_CACHE_SIZE = 256
 POSITION_CHUNK_BITS = 10
@@ -94,6 +94,7 @@ OUTCOME_COLUMNS = (
     "document",
     "signature",
 )
+COMMENT_COLUMNS = ("proposal_id", "position", "id", "author", "text", "at")
 TABLES = (
     "pm_tracking",
     "pm_users",
@@ -102,6 +103,7 @@ TABLES = (
     "pm_proposals",
     "pm_recommendations",
     "pm_outcomes",
+    "pm_comments",
     "pm_positions",
 )
 
@@ -150,6 +152,10 @@ def schema(big: str, boolean: str) -> list[str]:
         f"document_position {big} NOT NULL, forwarded_at TEXT NOT NULL, "
         f"forwarded_by TEXT NOT NULL, position {big} NOT NULL, document TEXT NOT NULL, "
         "signature TEXT NOT NULL, PRIMARY KEY (meeting_id, version))",
+        "CREATE TABLE IF NOT EXISTS pm_comments ("
+        f"proposal_id TEXT NOT NULL, position {big} NOT NULL, id TEXT NOT NULL, "
+        "author TEXT NOT NULL, text TEXT NOT NULL, at TEXT NOT NULL, "
+        "PRIMARY KEY (proposal_id, position))",
         "CREATE TABLE IF NOT EXISTS pm_positions ("
         f"chunk {big} PRIMARY KEY, last {big} NOT NULL, at_max TEXT NOT NULL, "
         "positions TEXT NOT NULL, times TEXT NOT NULL, digests TEXT NOT NULL)",
@@ -627,6 +633,22 @@ class ReadModel(ABC):
         next_cursor = encode_cursor([rows[limit - 1][16]]) if more else None
         return items, next_cursor
 
+    def comments(
+        self, proposal_id: UUID | str, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The proposal's comments, oldest first."""
+        check_limit(limit)
+        after = decode_cursor(cursor, (int,))
+        statement = "SELECT position, id, author, text, at FROM pm_comments WHERE proposal_id = ? "
+        params: list[Any] = [str(proposal_id)]
+        if after is not None:
+            statement += "AND position > ? "
+            params.append(after[0])
+        rows = self.fetch(f"{statement}ORDER BY position LIMIT ?", [*params, limit + 1])
+        items = [{"id": r[1], "author": r[2], "text": r[3], "at": r[4]} for r in rows[:limit]]
+        next_cursor = encode_cursor([rows[limit - 1][0]]) if len(rows) > limit else None
+        return items, next_cursor
+
     # --- outcomes -------------------------------------------------------------------------
 
     def outcome_versions(self, meeting_id: UUID | str) -> list[dict[str, Any]]:
@@ -649,6 +671,8 @@ class ReadModel(ABC):
 
     def forwarded_document(self, meeting_id: UUID | str, version: int) -> tuple[str, str] | None:
         """The document exactly as forwarded (its JSON text) and its signature."""
+        if not 0 < int(version) < 2**63:
+            return None
         rows = self.fetch(
             "SELECT document, signature FROM pm_outcomes WHERE meeting_id = ? AND version = ?",
             (_meeting_key(meeting_id), int(version)),

@@ -39,6 +39,7 @@ KEYS = {
     "pm_proposals": "id",
     "pm_recommendations": "meeting_id",
     "pm_outcomes": "meeting_id, version",
+    "pm_comments": "proposal_id, position",
     "pm_positions": "chunk",
 }
 
