@@ -168,7 +168,11 @@ class Container:
         return target
 
     def forward_meeting(
-        self, actor: str, meeting_id: str, expected_version: int | None = None
+        self,
+        actor: str,
+        meeting_id: str,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Result:
         """Compile the live outcome, seal and sign it, and record it as the next version."""
 
@@ -184,7 +188,9 @@ class Container:
                 signature=doc["signature"],
             )
 
-        result = self.app.forward_meeting(actor, meeting_id, compile_outcome, expected_version)
+        result = self.app.forward_meeting(
+            actor, meeting_id, compile_outcome, expected_version, idempotency_key
+        )
         self.poke()
         return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -55,7 +56,7 @@ async def no_body(request: Request) -> None:
         return
     try:
         given = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise InvalidInput("the body is not valid JSON", "body") from None
     if given is not None and given != {}:
         raise InvalidInput("this action takes no body", "body")
@@ -110,3 +111,19 @@ def readable_meeting(container: Container, user: User, meeting_id: str) -> dict[
     if not sees_all and str(user.id) not in container.views.participants(meeting_id):
         raise NotFound("meeting", meeting_id)
     return meeting
+
+
+def readable_proposal(container: Container, user: User, proposal_id: str) -> dict[str, Any]:
+    """The proposal as the views hold it, when the user may read its meeting; else not found."""
+    try:
+        key = str(UUID(proposal_id))
+    except ValueError:
+        raise NotFound("proposal", proposal_id) from None
+    proposal = container.views.proposal(key)
+    if proposal is None:
+        raise NotFound("proposal", proposal_id)
+    try:
+        readable_meeting(container, user, proposal["meeting_id"])
+    except NotFound:
+        raise NotFound("proposal", proposal_id) from None
+    return proposal

@@ -23,8 +23,10 @@ from eventsourcing.persistence import IntegrityError, Notification
 
 from domain import rules
 from domain.audit import Chain
+from domain.base import recorded
 from domain.concurrency import GroupCommit, LogEntry, SharedExclusiveLock
 from domain.errors import (
+    AlreadyIssued,
     Forbidden,
     IdempotencyKeyReused,
     InvalidInput,
@@ -44,7 +46,7 @@ IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:idempotency")
 PROPOSAL_LOG_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:meeting-proposals")
 RETRIES = 8
 BASE_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
-REDACTED_FIELDS = ("token_hash",)
+REDACTED_FIELDS = ("token_hash", "idempotency")
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
@@ -75,6 +77,14 @@ class Forwarding:
     sha256: str
     document_position: int
     signature: str
+
+
+class _Replay(Exception):
+    """A signal inside ``_change_once``: the key was used by the event of this version."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
 
 
 def request_hash(payload: dict[str, Any]) -> str:
@@ -226,6 +236,75 @@ class PreparatoryMeetings(Application[UUID]):
                 continue
         raise VersionConflict(kind, id_, None, None)
 
+    @staticmethod
+    def _idempotency(
+        kind: str, actor: str, scope: str, key: str | None, payload: dict[str, Any]
+    ) -> dict[str, str] | None:
+        """What the created event records of its Idempotency-Key: the hash of the key in its
+        scope (never the key) and the hash of the request."""
+        if key is None:
+            return None
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            raise InvalidInput("Idempotency-Key must be 1 to 255 characters", "Idempotency-Key")
+        scoped = hashlib.sha256(f"{kind}|{actor}|{scope}|{key}".encode()).hexdigest()
+        return {"key": scoped, "request": request_hash(payload)}
+
+    @staticmethod
+    def _first_use(agg: Aggregate, mark: dict[str, str] | None) -> int | None:
+        """The version of the event recorded with this key, if any; a different request with
+        the same key is refused."""
+        if mark is None:
+            return None
+        found = recorded(agg, mark["key"])
+        if found is None:
+            return None
+        if found[0] != mark["request"]:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used before with a different request"
+            )
+        return found[1]
+
+    def _change_once(
+        self,
+        cls: type[A],
+        kind: str,
+        id_: UUID | str,
+        expected_version: int | None,
+        mark: dict[str, str] | None,
+        decide: Callable[[A], list[Aggregate | DomainEvent] | None],
+    ) -> tuple[A, int, bool]:
+        """``_change``, once per idempotency key: a retry gets the aggregate as the first
+        request left it, the position of that request's event, and ``False``. The key is
+        looked up before the version is checked, so a retry answers as the first did."""
+
+        def replay(version: int) -> tuple[A, int, bool]:
+            uid = self._get(cls, kind, id_).id
+            agg: A = self.repository.get(uid, version=version)
+            return agg, self.event_positions(uid)[version], False
+
+        def earlier() -> int | None:
+            return self._first_use(self._get(cls, kind, id_), mark)
+
+        if mark is not None and (version := earlier()) is not None:
+            return replay(version)
+
+        def checked(agg: A) -> list[Aggregate | DomainEvent] | None:
+            version = self._first_use(agg, mark)
+            if version is not None:
+                raise _Replay(version)
+            return decide(agg)
+
+        try:
+            agg, position = self._change(cls, kind, id_, expected_version, checked)
+        except _Replay as done:
+            return replay(done.version)
+        except VersionConflict:
+            # a concurrent request with the same key may be the change that won
+            if mark is None or (version := earlier()) is None:
+                raise
+            return replay(version)
+        return agg, position, True
+
     # --- people ------------------------------------------------------------------
 
     def authenticate(self, token: str) -> User:
@@ -301,16 +380,27 @@ class PreparatoryMeetings(Application[UUID]):
             token_hash=hashed,
         )
 
-    def issue_token(self, actor: str, user_id: UUID | str) -> Result:
+    def issue_token(
+        self, actor: str, user_id: UUID | str, idempotency_key: str | None = None
+    ) -> Result:
+        """Issue a token. Only its hash is stored, so a retry with the same key cannot show
+        it again: it is refused (``AlreadyIssued``) and records nothing."""
         self.require_secretariat(actor, "issue tokens")
+        mark = self._idempotency("token", actor, str(user_id), idempotency_key, {})
         issued: dict[str, str] = {}
 
         def decide(user: User) -> list[Aggregate | DomainEvent]:
-            token, th = user.issue_token(actor)
+            token, th = user.issue_token(actor, mark)
             issued["token"] = token
             return [self._token_index(actor, user, th)]
 
-        user, position = self._change(User, "user", user_id, None, decide)
+        user, position, created = self._change_once(User, "user", user_id, None, mark, decide)
+        if not created:
+            raise AlreadyIssued(
+                f"a token was already issued for this Idempotency-Key (at position {position});"
+                " tokens are shown only once, so it cannot be shown again: if it was lost,"
+                " revoke the user's tokens and issue a new one with a new key"
+            )
         return Result(user.as_dict(), position, True, {"token": issued["token"]})
 
     def revoke_tokens(self, actor: str, user_id: UUID | str) -> Result:
@@ -446,6 +536,7 @@ class PreparatoryMeetings(Application[UUID]):
         role: str,
         themes: Sequence[str],
         expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Result:
         self.check_meeting_action(actor, meeting_id, "enrol participants")
         try:
@@ -454,12 +545,17 @@ class PreparatoryMeetings(Application[UUID]):
             raise InvalidInput(f"no user {user_id} to enrol", "user_id") from None
         if not isinstance(themes, list | tuple):
             raise InvalidInput("themes must be a list", "themes")
-        return self._meeting_command(
-            actor,
+        payload = {"user_id": str(user_id), "role": role, "themes": list(themes)}
+        mark = self._idempotency("participant", actor, str(meeting_id), idempotency_key, payload)
+        meeting, position, created = self._change_once(
+            Meeting,
+            "meeting",
             meeting_id,
             expected_version,
-            lambda m: m.enrol(actor, str(user.id), role, list(themes)),
+            mark,
+            lambda m: m.enrol(actor, str(user.id), role, list(themes), mark),
         )
+        return Result(meeting.as_dict(), position, created)
 
     def forward_meeting(
         self,
@@ -467,10 +563,13 @@ class PreparatoryMeetings(Application[UUID]):
         meeting_id: UUID | str,
         compile_outcome: Callable[[Meeting], Forwarding],
         expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Result:
-        """Record the compiled outcome as the meeting's next forwarded version."""
+        """Record the compiled outcome as the meeting's next forwarded version; a retry with
+        the same Idempotency-Key answers with the version that it recorded."""
         checked = self.check_meeting_action(actor, meeting_id, "forward a meeting")
         lock = self._meeting_lock(str(checked.id))  # the id as decisions spell it
+        mark = self._idempotency("forward", actor, str(meeting_id), idempotency_key, {})
         record: dict[str, Any] = {}
 
         def decide(meeting: Meeting) -> list[Aggregate | DomainEvent]:
@@ -485,12 +584,18 @@ class PreparatoryMeetings(Application[UUID]):
                     outcome.document_position,
                     outcome.signature,
                     self.chain.head(outcome.document_position),
+                    mark,
                 )
             )
             return []
 
         with lock.exclusive():
-            result = self._meeting_command(actor, meeting_id, expected_version, decide)
+            meeting, position, created = self._change_once(
+                Meeting, "meeting", meeting_id, expected_version, mark, decide
+            )
+        if not created:
+            record = meeting.outcome_versions[-1]
+        result = Result(meeting.as_dict(), position, created)
         result.extra["record"] = self.version_record(record)
         return result
 
@@ -686,6 +791,7 @@ class PreparatoryMeetings(Application[UUID]):
         expected_version: int | None,
         meeting_states: tuple[str, ...],
         decide: Callable[[Proposal], list[Aggregate | DomainEvent] | None],
+        mark: dict[str, str] | None = None,
     ) -> Result:
         _, meeting = self.check_proposal_action(actor, proposal_id, action)
 
@@ -696,10 +802,10 @@ class PreparatoryMeetings(Application[UUID]):
             return decide(proposal) or []
 
         with self._meeting_lock(str(meeting.id)).shared():
-            proposal, position = self._change(
-                Proposal, "proposal", proposal_id, expected_version, checked
+            proposal, position, created = self._change_once(
+                Proposal, "proposal", proposal_id, expected_version, mark, checked
             )
-        return Result(self.proposal_state(proposal), position, False)
+        return Result(self.proposal_state(proposal), position, created and mark is not None)
 
     def revise_proposal(
         self,
@@ -864,25 +970,51 @@ class PreparatoryMeetings(Application[UUID]):
             actor, proposal_id, "merge", expected_version, (OPEN, CLOSED), decide
         )
 
-    def comment_on_proposal(self, actor: str, proposal_id: UUID | str, text: str) -> Result:
+    def comment_on_proposal(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        text: str,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        """Comment; ``extra["comment"]`` is the comment (the first one, on a retry)."""
         self.check_proposal_action(actor, proposal_id, "comment")
         rules.text(text, "text", rules.TEXT_MAX)
-        comment_id = str(uuid.uuid4())
-        result = self._proposal_command(
-            actor,
-            proposal_id,
-            "comment",
-            None,
-            (OPEN, CLOSED),
-            lambda p: p.comment(actor, comment_id, text),
+        mark = self._idempotency(
+            "comment", actor, str(proposal_id), idempotency_key, {"text": text}
         )
-        result.created = True
-        result.extra["comment_id"] = comment_id
+        made: dict[str, Any] = {}
+
+        def decide(p: Proposal) -> None:
+            p.comment(actor, str(uuid.uuid4()), text, mark)
+            made.update(p.comments[-1])
+
+        result = self._proposal_command(
+            actor, proposal_id, "comment", None, (OPEN, CLOSED), decide, mark
+        )
+        if mark is not None and not result.created:
+            # a retry: the first comment is the last one as of the version it made
+            first: Proposal = self.repository.get(
+                UUID(result.state["id"]), version=result.state["version"]
+            )
+            made.update(first.comments[-1])
+        result.created = mark is None or result.created
+        result.extra["comment_id"] = made["id"]
+        result.extra["comment"] = made
         return result
 
-    def endorse_proposal(self, actor: str, proposal_id: UUID | str, delegation: str) -> Result:
+    def endorse_proposal(
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        delegation: str,
+        idempotency_key: str | None = None,
+    ) -> Result:
         proposal, _ = self.check_proposal_action(actor, proposal_id, "endorse")
         rules.text(delegation, "delegation", rules.NAME_MAX)
+        payload = {"delegation": delegation}
+        mark = self._idempotency("endorsement", actor, str(proposal_id), idempotency_key, payload)
+        self._first_use(proposal, mark)  # a reused key answers before the delegation rules
         user = self._user(actor)
         if user is not None and delegation != user.delegation:
             raise Forbidden("a rapporteur endorses only in the name of their own delegation")
@@ -895,9 +1027,10 @@ class PreparatoryMeetings(Application[UUID]):
             "endorse",
             None,
             (OPEN, CLOSED),
-            lambda p: p.endorse(actor, delegation),
+            lambda p: p.endorse(actor, delegation, mark),
+            mark,
         )
-        result.created = True
+        result.created = mark is None or result.created
         return result
 
     # --- the record --------------------------------------------------------------

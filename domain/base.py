@@ -18,3 +18,17 @@ class Event(Aggregate.Event):
         if aggregate is not None:
             aggregate.modified_on = self.timestamp
         return super().mutate(aggregate)
+
+
+def remember(aggregate: Any, idempotency: dict[str, str] | None) -> None:
+    """Note the Idempotency-Key of the event being applied, with the request's hash and the
+    event's version (the aggregate's next one), so that a retry can answer as it did."""
+    if idempotency is not None:
+        keys = aggregate.__dict__.setdefault("idempotency_keys", {})
+        keys[idempotency["key"]] = (idempotency["request"], aggregate.version + 1)
+
+
+def recorded(aggregate: Any, key: str) -> tuple[str, int] | None:
+    """The request hash and event version recorded with this scoped key, if any."""
+    found: tuple[str, int] | None = aggregate.__dict__.get("idempotency_keys", {}).get(key)
+    return found

@@ -63,6 +63,12 @@ class RuleViolation(DomainError):
     title = "Conflict with the current state"
 
 
+class AlreadyIssued(RuleViolation):
+    """A retry of a creation whose first answer cannot be given again (a secret shown once)."""
+
+    title = "Already issued for this idempotency key"
+
+
 class VersionConflict(DomainError):
     title = "Version conflict"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.base import Event
+from domain.base import Event, remember
 from domain.errors import InvalidInput, InvalidTransition, RuleViolation
 
 SCHEDULED, OPEN, CLOSED, FORWARDED = "scheduled", "open", "closed", "forwarded"
@@ -109,7 +109,14 @@ class Meeting(Aggregate):
         self._transition("reopen", (FORWARDED,))
         self._reopened(actor=actor, reason=reason)
 
-    def enrol(self, actor: str, user_id: str, role: str, themes: list[str]) -> None:
+    def enrol(
+        self,
+        actor: str,
+        user_id: str,
+        role: str,
+        themes: list[str],
+        idempotency: dict[str, str] | None = None,
+    ) -> None:
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}", "role")
         for theme in themes:
@@ -120,7 +127,9 @@ class Meeting(Aggregate):
             raise InvalidInput(f"a {role} needs at least one theme", "themes")
         if self.status == FORWARDED:
             raise InvalidTransition("meeting", self.status, "enrol a participant")
-        self._enrolled(actor=actor, user_id=user_id, role=role, themes=list(themes))
+        self._enrolled(
+            actor=actor, user_id=user_id, role=role, themes=list(themes), idempotency=idempotency
+        )
 
     def order_theme(
         self, actor: str, theme: str, proposal_ids: list[str], approved: set[str]
@@ -152,6 +161,7 @@ class Meeting(Aggregate):
         document_position: int,
         signature: str,
         chain_head: str | None,
+        idempotency: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         self._transition("forward", (CLOSED,))
         self._forwarded(
@@ -162,6 +172,7 @@ class Meeting(Aggregate):
             document_position=document_position,
             signature=signature,
             chain_head=chain_head,
+            idempotency=idempotency,
         )
         return self.outcome_versions[-1]
 
@@ -190,13 +201,28 @@ class Meeting(Aggregate):
         self.status = CLOSED
 
     class ParticipantEnrolled(Event):
+        class_version = 2
+
         actor: str
         user_id: str
         role: str
         themes: list[str]
+        idempotency: dict[str, str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["idempotency"] = None
 
     @event(ParticipantEnrolled)
-    def _enrolled(self, actor: str, user_id: str, role: str, themes: list[str]) -> None:
+    def _enrolled(
+        self,
+        actor: str,
+        user_id: str,
+        role: str,
+        themes: list[str],
+        idempotency: dict[str, str] | None,
+    ) -> None:
+        remember(self, idempotency)
         self.participants[user_id] = {"role": role, "themes": list(themes)}
 
     class RecommendationsOrdered(Event):
@@ -209,6 +235,8 @@ class Meeting(Aggregate):
         self.orders[theme] = list(proposal_ids)
 
     class OutcomeForwarded(Event):
+        class_version = 2
+
         actor: str
         version_number: int
         document: str
@@ -216,6 +244,11 @@ class Meeting(Aggregate):
         document_position: int
         signature: str
         chain_head: str | None
+        idempotency: dict[str, str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["idempotency"] = None
 
     @event(OutcomeForwarded)
     def _forwarded(
@@ -227,7 +260,9 @@ class Meeting(Aggregate):
         document_position: int,
         signature: str,
         chain_head: str | None,
+        idempotency: dict[str, str] | None,
     ) -> None:
+        remember(self, idempotency)
         self.status = FORWARDED
         self.outcome_versions.append(
             {

@@ -7,7 +7,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.base import Event
+from domain.base import Event, remember
 from domain.errors import InvalidTransition, RuleViolation
 
 DRAFT = "draft"
@@ -135,15 +135,23 @@ class Proposal(Aggregate):
         self.check("reconsider")
         self._reconsidered(actor=actor, reason=reason)
 
-    def comment(self, actor: str, comment_id: str, text: str) -> None:
+    def comment(
+        self,
+        actor: str,
+        comment_id: str,
+        text: str,
+        idempotency: dict[str, str] | None = None,
+    ) -> None:
         self.check("comment")
-        self._commented(actor=actor, comment_id=comment_id, text=text)
+        self._commented(actor=actor, comment_id=comment_id, text=text, idempotency=idempotency)
 
-    def endorse(self, actor: str, delegation: str) -> None:
+    def endorse(
+        self, actor: str, delegation: str, idempotency: dict[str, str] | None = None
+    ) -> None:
         self.check("endorse")
         if delegation in self.endorsements:
             raise RuleViolation(f"{delegation} has already endorsed this proposal")
-        self._endorsed(actor=actor, delegation=delegation)
+        self._endorsed(actor=actor, delegation=delegation, idempotency=idempotency)
 
     # --- events ------------------------------------------------------------------
 
@@ -242,22 +250,40 @@ class Proposal(Aggregate):
         self._decide("reconsider", actor, reason)
 
     class Commented(Event):
+        class_version = 2
+
         actor: str
         comment_id: str
         text: str
+        idempotency: dict[str, str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["idempotency"] = None
 
     @event(Commented)
-    def _commented(self, actor: str, comment_id: str, text: str) -> None:
+    def _commented(
+        self, actor: str, comment_id: str, text: str, idempotency: dict[str, str] | None
+    ) -> None:
+        remember(self, idempotency)
         self.comments.append(
             {"id": comment_id, "author": actor, "text": text, "at": _iso(self.modified_on)}
         )
 
     class Endorsed(Event):
+        class_version = 2
+
         actor: str
         delegation: str
+        idempotency: dict[str, str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["idempotency"] = None
 
     @event(Endorsed)
-    def _endorsed(self, actor: str, delegation: str) -> None:
+    def _endorsed(self, actor: str, delegation: str, idempotency: dict[str, str] | None) -> None:
+        remember(self, idempotency)
         self.endorsements.append(delegation)
 
     def as_dict(self) -> dict[str, Any]:

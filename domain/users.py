@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.base import Event
+from domain.base import Event, remember
 
 TOKEN_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:token")
 
@@ -56,11 +56,21 @@ class User(Aggregate):
         self.token_hashes: list[str] = []
 
     class TokenIssued(Event):
+        class_version = 2
+
         actor: str
         token_hash: str
+        idempotency: dict[str, str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["idempotency"] = None
 
     @event(TokenIssued)
-    def _token_issued(self, actor: str, token_hash: str) -> None:
+    def _token_issued(
+        self, actor: str, token_hash: str, idempotency: dict[str, str] | None
+    ) -> None:
+        remember(self, idempotency)
         self.token_hashes.append(token_hash)
 
     class TokensRevoked(Event):
@@ -70,10 +80,10 @@ class User(Aggregate):
     def _tokens_revoked(self, actor: str) -> None:
         self.token_hashes = []
 
-    def issue_token(self, actor: str) -> tuple[str, str]:
+    def issue_token(self, actor: str, idempotency: dict[str, str] | None = None) -> tuple[str, str]:
         token = new_token()
         hashed = token_hash(token)
-        self._token_issued(actor=actor, token_hash=hashed)
+        self._token_issued(actor=actor, token_hash=hashed, idempotency=idempotency)
         return token, hashed
 
     def revoke_tokens(self, actor: str) -> None:

@@ -17,6 +17,7 @@ from api.deps import (
     App,
     CurrentUser,
     ExpectedVersion,
+    IdempotencyKey,
     NoBody,
     Services,
     readable_meeting,
@@ -26,7 +27,7 @@ from api.pagination import Cursor, Limit, paginate
 from api.problems import responses
 from api.schemas import ChangesOut, ForwardedOut, Page, SigningKeyOut, VersionRecord
 from api.signing import public_info
-from domain.errors import Forbidden, InvalidInput
+from domain.errors import Forbidden, InvalidInput, NotFound
 from projections.documents import FORMATS, seal
 from projections.documents.formats import Format
 from projections.outcome_changes import changes, redline
@@ -123,7 +124,7 @@ def download(
         "ETag": etag,
         "Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode()}:",
         "Content-Disposition": f'attachment; filename="{filename}.{fmt.extension}"',
-        "Cache-Control": "private, no-cache",
+        "Cache-Control": "no-store",
     }
     match = request.headers.get("if-none-match")
     if match is not None:
@@ -200,9 +201,14 @@ def forward_meeting(
     services: Services,
     response: Response,
     expected: ExpectedVersion,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Compile, seal and sign the outcome and record it as the meeting's next version."""
-    result = services.forward_meeting(str(user.id), meeting_id, expected)
+    """Compile, seal and sign the outcome and record it as the meeting's next version.
+
+    A retry with the same `Idempotency-Key` answers with the version it first recorded."""
+    result = services.forward_meeting(
+        str(user.id), meeting_id, expected, idempotency_key=idempotency_key
+    )
     record = result.extra["record"]
     response.headers["Location"] = (
         f"/api/v1/meetings/{meeting_id}/outcome/versions/{record['version']}"
@@ -214,55 +220,61 @@ def forward_meeting(
 @router.get(
     "/meetings/{meeting_id}/outcome/versions",
     response_model=Page[VersionRecord],
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, 503),
 )
 def outcome_versions(
-    meeting_id: MeetingId, user: CurrentUser, app: App, limit: Limit = 50, cursor: Cursor = None
+    meeting_id: MeetingId,
+    user: CurrentUser,
+    services: Services,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    after: After = None,
 ) -> dict[str, Any]:
     """The forwarded versions, oldest first (a list like every other: items, next_cursor)."""
-    meeting = app.get_meeting(str(user.id), meeting_id)
-    return paginate([app.version_record(v) for v in meeting.outcome_versions], limit, cursor)
+    services.await_views(after)
+    readable_meeting(services, user, meeting_id)
+    return paginate(services.views.outcome_versions(meeting_id), limit, cursor)
 
 
-def forwarded(
-    app: App, user: CurrentUser, meeting_id: str, version: int
-) -> tuple[bytes, dict[str, Any]]:
-    text, _ = app.get_forwarded_document(str(user.id), meeting_id, version)
-    return text.encode(), json.loads(text)
+def forwarded(services: Container, meeting_id: str, version: int) -> tuple[bytes, dict[str, Any]]:
+    """A version's document as forwarded, from the views; read access is the caller's."""
+    found = services.views.forwarded_document(meeting_id, version)
+    if found is None:
+        raise NotFound("outcome version", version)
+    return found[0].encode(), json.loads(found[0])
 
 
 @router.get(
     "/meetings/{meeting_id}/outcome/versions/{version}",
     response_class=Response,
-    responses={**DOWNLOAD, **responses(401, 404, 406, 422)},
+    responses={**DOWNLOAD, **responses(401, 404, 406, 422, 503)},
 )
 def outcome_version(
     request: Request,
     meeting_id: MeetingId,
     version: Annotated[int, Path(ge=1, le=1_000_000)],
     user: CurrentUser,
-    app: App,
     services: Services,
     fmt: FormatKey = None,
+    after: After = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """A forwarded version, byte for byte as forwarded (JSON) or rendered from it."""
-    meeting = app.get_meeting(str(user.id), meeting_id)
+    services.await_views(after)
+    meeting = readable_meeting(services, user, meeting_id)
     chosen = choose_format(fmt, accept, tuple(FORMATS))
-    raw, doc = forwarded(app, user, meeting_id, version)
+    raw, doc = forwarded(services, meeting_id, version)
     body = raw if chosen.key == "json" else rendered(services, doc, chosen)
-    name = f"{slug(meeting.title, meeting_id[:8])}-recommendations-{doc['position']}"
+    name = f"{slug(meeting['title'], meeting_id[:8])}-recommendations-{doc['position']}"
     return download(request, services, body, chosen, name)
 
 
-def resolve_side(
-    services: Container, app: App, user: CurrentUser, meeting_id: str, side: str
-) -> dict[str, Any]:
+def resolve_side(services: Container, app: App, meeting_id: str, side: str) -> dict[str, Any]:
     text = side.strip()
     if text == "live":
         return services.views.document(meeting_id)
-    if text[:1] in ("v", "V") and text[1:].isdigit():
-        return forwarded(app, user, meeting_id, int(text[1:]))[1]
+    if text[:1] in ("v", "V") and text[1:].isascii() and text[1:].isdigit():
+        return forwarded(services, meeting_id, int(text[1:]))[1]
     if text.isascii() and text.isdigit():
         return document_at(services, app, meeting_id, text)
     raise InvalidInput(f"{side!r} is neither a version (v2), a position nor 'live'", "from")
@@ -290,8 +302,8 @@ def outcome_changes(
     services.await_views()
     readable_meeting(services, user, meeting_id)
     chosen = choose_format(fmt, accept, ("json", "md", "html"))
-    before = resolve_side(services, app, user, meeting_id, from_)
-    after = resolve_side(services, app, user, meeting_id, to)
+    before = resolve_side(services, app, meeting_id, from_)
+    after = resolve_side(services, app, meeting_id, to)
     diff = {"from": from_, "to": to, **changes(before, after)}
     if chosen.key == "json":
         return diff

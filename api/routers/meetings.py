@@ -106,9 +106,16 @@ def enrol_participant(
     services: Services,
     response: Response,
     expected: ExpectedVersion,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     result = app.enrol_participant(
-        str(user.id), meeting_id, body.user_id, body.role, body.themes, expected
+        str(user.id),
+        meeting_id,
+        body.user_id,
+        body.role,
+        body.themes,
+        expected,
+        idempotency_key=idempotency_key,
     )
     services.poke()
     return command(response, result, f"/api/v1/meetings/{meeting_id}")

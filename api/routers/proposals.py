@@ -6,7 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from api.deps import App, CurrentUser, ExpectedVersion, IdempotencyKey, NoBody, Services
+from api.deps import (
+    After,
+    App,
+    CurrentUser,
+    ExpectedVersion,
+    IdempotencyKey,
+    NoBody,
+    Services,
+    readable_proposal,
+)
 from api.pagination import Cursor, Limit, paginate
 from api.problems import responses
 from api.responses import command, single
@@ -44,6 +53,14 @@ def proposal_action(action: str) -> Any:
 def proposal_reader(proposal_id: ProposalId, user: CurrentUser, app: App) -> None:
     """Read access, as a dependency so that it answers before the query is validated."""
     app.get_proposal(str(user.id), proposal_id)
+
+
+def proposal_view_reader(
+    proposal_id: ProposalId, user: CurrentUser, services: Services
+) -> dict[str, Any]:
+    """Read access from the views (caught up with every write so far), before the query."""
+    services.await_views()
+    return readable_proposal(services, user, proposal_id)
 
 
 def meeting_rapporteur(meeting_id: str, user: CurrentUser, app: App) -> Meeting:
@@ -246,13 +263,13 @@ def comment_on_proposal(
     app: App,
     services: Services,
     response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    result = app.comment_on_proposal(str(user.id), proposal_id, body.text)
-    services.poke()
-    comment_id = result.extra["comment_id"]
-    comment = next(
-        c for c in app.get_proposal(str(user.id), proposal_id)[0].comments if c["id"] == comment_id
+    result = app.comment_on_proposal(
+        str(user.id), proposal_id, body.text, idempotency_key=idempotency_key
     )
+    services.poke()
+    comment = result.extra["comment"]
     response.headers["Location"] = f"/api/v1/proposals/{proposal_id}/comments"
     response.headers["ETag"] = f'"{result.state["version"]}"'
     return {**comment, "position": result.position}
@@ -261,14 +278,20 @@ def comment_on_proposal(
 @router.get(
     "/proposals/{proposal_id}/comments",
     response_model=Page[CommentOut],
-    responses=responses(401, 404, 422),
-    dependencies=[Depends(proposal_reader)],
+    responses=responses(401, 404, 422, 503),
 )
 def list_comments(
-    proposal_id: ProposalId, user: CurrentUser, app: App, limit: Limit = 50, cursor: Cursor = None
+    proposal: Annotated[dict[str, Any], Depends(proposal_view_reader)],
+    services: Services,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    after: After = None,
 ) -> dict[str, Any]:
-    proposal, _ = app.get_proposal(str(user.id), proposal_id)
-    return paginate(list(proposal.comments), limit, cursor)
+    """The proposal's comments, oldest first, from the views."""
+    if after is not None:
+        services.await_views(after)
+    items, next_cursor = services.views.comments(proposal["id"], limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.post(
@@ -285,8 +308,11 @@ def endorse_proposal(
     app: App,
     services: Services,
     response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    result = app.endorse_proposal(str(user.id), proposal_id, body.delegation)
+    result = app.endorse_proposal(
+        str(user.id), proposal_id, body.delegation, idempotency_key=idempotency_key
+    )
     services.poke()
     return command(response, result, f"/api/v1/proposals/{proposal_id}")
 

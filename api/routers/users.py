@@ -75,11 +75,24 @@ def token_admin(action: str) -> Any:
     "/users/{user_id}/tokens",
     status_code=201,
     response_model=TokenOut,
-    responses=responses(401, 403, 404, 413, 422),
+    responses=responses(401, 403, 404, 409, 413, 422),
     dependencies=[token_admin("issue tokens"), NoBody],
+    description=(
+        "Issue a new bearer token for the user; it is shown in this response only (the"
+        " service keeps only its hash). A retry with the same `Idempotency-Key` issues no"
+        " other token and cannot show the first one again: it answers 409 with a problem"
+        " of type `urn:prepmeet:problem:rule-violation` and records nothing. A client that"
+        " lost the token revokes the user's tokens and asks again with a new key."
+    ),
 )
-def issue_token(user_id: str, user: CurrentUser, app: App, response: Response) -> dict[str, Any]:
-    result = app.issue_token(str(user.id), user_id)
+def issue_token(
+    user_id: str,
+    user: CurrentUser,
+    app: App,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    result = app.issue_token(str(user.id), user_id, idempotency_key=idempotency_key)
     response.headers["Location"] = f"/api/v1/users/{result.state['id']}"
     return {"token": result.extra["token"], "position": result.position}
 
