@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from api import errors, middleware, ratelimit
 from api.container import Container
@@ -14,6 +16,7 @@ from api.middleware import install as install_middleware
 from api.problems import document_problems
 from api.routers import documents, events, health, meetings, proposals, users
 from api.settings import Settings
+from domain.store import StoreUnavailable
 
 DESCRIPTION = """\
 The record of a UN peacekeeping preparatory meeting: rapporteurs submit proposals,
@@ -23,7 +26,19 @@ Every change is an event; every list and document is a projection of events.
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
-    """Build the service: store, views, projector and routes, from the settings."""
+    """Build the service: store, views, projector and routes, from the settings.
+
+    Called without arguments (by ``uvicorn --factory``), a store or setting that cannot be
+    used ends the process with one line on standard error rather than a traceback.
+    """
+    if settings is None and container is None:
+        try:
+            settings = Settings()
+            container = Container(settings)
+        except (StoreUnavailable, ValidationError, OSError) as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"prepmeet: {first_line}", file=sys.stderr)
+            raise SystemExit(1) from None
     settings = settings or Settings()
     services = container or Container(settings)
 

@@ -83,35 +83,25 @@ def document_problems(
     FastAPI documents a 422 of its own shape on every route with parameters that does not
     list 422 itself; this service answers every 422 with a problem detail. The rate
     limit answers 429 on every path but ``rate_limit_exempt``, and the request timeout 503
-    on every path but those that end with ``unbounded``.
+    on every path but those that end with ``unbounded``. Any route can fail with a 500
+    problem (never a traceback) when something unforeseen breaks.
     """
-    described = responses(406, 422, 429, 503)
-    problem_406 = {
-        "description": described[406]["description"],
-        "content": described[406]["content"],
-    }
-    problem_422 = {
-        "description": described[422]["description"],
-        "content": described[422]["content"],
-    }
-    problem_429 = {
-        "description": described[429]["description"],
-        "content": described[429]["content"],
-    }
-    problem_503 = {
-        "description": described[503]["description"],
-        "content": described[503]["content"],
+    described = {
+        code: {"description": entry["description"], "content": entry["content"]}
+        for code, entry in responses(406, 422, 429, 500, 503).items()
     }
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             found = operation.get("responses", {}).get("422")
             if found is not None and "HTTPValidationError" in str(found):
-                operation["responses"]["422"] = problem_422
+                operation["responses"]["422"] = described[422]
+            answers = operation.setdefault("responses", {})
             if path not in rate_limit_exempt:
-                operation.setdefault("responses", {}).setdefault("429", problem_429)
-            operation.setdefault("responses", {}).setdefault("406", problem_406)
+                answers.setdefault("429", described[429])
+            answers.setdefault("406", described[406])
+            answers.setdefault("500", described[500])
             if not (unbounded and path.endswith(unbounded)):
-                operation["responses"].setdefault("503", problem_503)
+                answers.setdefault("503", described[503])
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault("Problem", Problem.model_json_schema())
     if "HTTPValidationError" not in str(schema.get("paths", {})):

@@ -143,7 +143,7 @@ def missing_problems(path: str, method: str, op: dict[str, Any]) -> list[str]:
     missing = []
     if not codes & {"200", "201", "204"}:
         missing.append("a success")
-    wanted = set()
+    wanted = {"500"}
     if "security" in op:
         wanted.add("401")
     if re.search(r"_id\}", path):

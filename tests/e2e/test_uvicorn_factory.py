@@ -1,0 +1,35 @@
+"""``uvicorn --factory api.main:create_app`` on a store it cannot use: one line, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("store", ["garbage sqlite file", "unreachable postgresql"])
+def test_uvicorn_on_an_unusable_store_exits_with_one_line(store: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREPMEET_")}
+    env["PREPMEET_DATA_DIR"] = str(tmp_path)
+    if store == "garbage sqlite file":
+        (tmp_path / "events.sqlite").write_bytes(b"not a database at all")
+    else:
+        env["PREPMEET_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none"
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("prepmeet:")]
+    assert len(lines) == 1, done.stderr
+    assert "store" in lines[0]
