@@ -45,6 +45,7 @@ SYSTEM = "system"
 IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:idempotency")
 PROPOSAL_LOG_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:meeting-proposals")
 RETRIES = 8
+AUTHENTICATED_MAX = 10_000
 BASE_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
 REDACTED_FIELDS = ("token_hash", "idempotency")
 
@@ -125,6 +126,7 @@ class PreparatoryMeetings(Application[UUID]):
         self.chain = Chain(self.recorder)
         self._meeting_locks: dict[str, SharedExclusiveLock] = {}
         self._locks_lock = threading.Lock()
+        self._authenticated: dict[str, tuple[int, User]] = {}
         self._group = GroupCommit(self._record, self._notify, self._log_event, self._log_head)
 
     # --- infrastructure helpers ----------------------------------------------------
@@ -308,16 +310,26 @@ class PreparatoryMeetings(Application[UUID]):
     # --- people ------------------------------------------------------------------
 
     def authenticate(self, token: str) -> User:
-        """The user holding this bearer token; revoked and unknown tokens are refused."""
+        """The user holding this bearer token; revoked and unknown tokens are refused.
+
+        The user returned may be shared with other callers: treat it as read-only."""
         if not token or len(token) > 512:
             raise Unauthenticated("invalid bearer token")
         hashed = token_hash(token)
+        # an answer stays good while nothing at all has been recorded since it was given
+        head = self.last_position()
+        known = self._authenticated.get(hashed)
+        if known is not None and known[0] == head:
+            return known[1]
         index = self._find(ApiToken, token_index_id(hashed))
         if index is None:
             raise Unauthenticated("invalid bearer token")
         user = self._find(User, UUID(index.user_id))
         if user is None or not user.holds(hashed):
             raise Unauthenticated("invalid bearer token")
+        if len(self._authenticated) >= AUTHENTICATED_MAX:
+            self._authenticated.clear()
+        self._authenticated[hashed] = (head, user)
         return user
 
     def _user(self, actor: str) -> User | None:

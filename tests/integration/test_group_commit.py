@@ -9,27 +9,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from domain.application import PreparatoryMeetings
 from domain.errors import VersionConflict
-from domain.store import store_env
 from tests.given import TECH, Given
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    """A store that commits to disk: a SQLite file, or PostgreSQL."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    return store_env(tmp_path / "data", url)
-
-
 @pytest.fixture
-def file_app(store: dict[str, str]) -> Iterator[PreparatoryMeetings]:
-    app = PreparatoryMeetings(env=store)
+def file_app(disk_store: dict[str, str]) -> Iterator[PreparatoryMeetings]:
+    app = PreparatoryMeetings(env=disk_store)
     try:
         yield app
     finally:
@@ -134,10 +125,10 @@ def test_a_conflict_in_a_batch_fails_only_the_command_that_caused_it(
 
 
 def test_creations_from_two_application_objects_on_one_store_keep_the_log_whole(
-    store: dict[str, str],
+    disk_store: dict[str, str],
 ) -> None:
-    first = PreparatoryMeetings(env=store)
-    second = PreparatoryMeetings(env={**store, "CREATE_TABLE": "n"})
+    first = PreparatoryMeetings(env=disk_store)
+    second = PreparatoryMeetings(env={**disk_store, "CREATE_TABLE": "n"})
     try:
         g = Given(first).open()
         for i in range(6):
