@@ -19,7 +19,7 @@ from domain.audit import SHORT, notification_digest
 from domain.meeting import Meeting
 from domain.proposal import MeetingProposals, Proposal
 from domain.users import ApiToken, User
-from projections.compile import Person, RecommendationsFold, id_text
+from projections.compile import PROPOSAL_HANDLERS, Person, RecommendationsFold, id_text
 from projections.decoding import EventDecoder
 from projections.views import (
     COMMENT_COLUMNS,
@@ -75,6 +75,9 @@ PARTICIPANT_UPSERT = upsert(
     "pm_participants", PARTICIPANT_COLUMNS, ("meeting_id", "user_id"), ("starts_on",)
 )
 STATE_UPSERT = upsert("pm_recommendations", ("meeting_id", "position", "state"), ("meeting_id",))
+FOLD_PROPOSAL_UPSERT = upsert(
+    "pm_fold_proposals", ("meeting_id", "proposal_id", "state"), ("meeting_id", "proposal_id")
+)
 OUTCOME_INSERT = insert("pm_outcomes", OUTCOME_COLUMNS)
 COMMENT_INSERT = insert("pm_comments", COMMENT_COLUMNS)
 POSITION_UPSERT = upsert(
@@ -213,6 +216,7 @@ class ViewProjection:
         self._dirty_participants: set[tuple[str, str]] = set()
         self._dirty_proposals: set[str] = set()
         self._dirty_folds: set[str] = set()
+        self._dirty_fold_proposals: set[tuple[str, str]] = set()
         self._outcomes: list[tuple[Any, ...]] = []
         self._comments: list[tuple[Any, ...]] = []
 
@@ -263,7 +267,13 @@ class ViewProjection:
                 "SELECT meeting_id, state FROM pm_recommendations WHERE meeting_id IN ({ids})",
                 wanted,
             ):
-                self._folds[mid] = RecommendationsFold(json.loads(state))
+                self._folds[mid] = RecommendationsFold({**json.loads(state), "proposals": {}})
+            for mid, pid, state in self.model.fetch_in(
+                "SELECT meeting_id, proposal_id, state FROM pm_fold_proposals "
+                "WHERE meeting_id IN ({ids})",
+                wanted,
+            ):
+                self._folds[mid].state["proposals"][pid] = json.loads(state)
         wanted = sorted(u for u in user_ids if u not in self._people)
         if wanted:
             found = self.model.fetch_in(
@@ -410,9 +420,16 @@ class ViewProjection:
                     p["created_position"],
                 )
             )
-        states = [
-            (mid, self._folds[mid].state["position"], _dumps(self._folds[mid].state))
-            for mid in sorted(self._dirty_folds)
+        # a meeting's fold state is kept in two parts, so that a batch writes what it changed:
+        # the meeting's own (without its proposals), and each changed proposal's
+        states = []
+        for mid in sorted(self._dirty_folds):
+            state = self._folds[mid].state
+            own = {k: v for k, v in state.items() if k != "proposals"}
+            states.append((mid, state["position"], _dumps(own)))
+        fold_proposals = [
+            (mid, pid, _dumps(self._folds[mid].state["proposals"][pid]))
+            for mid, pid in sorted(self._dirty_fold_proposals)
         ]
         return [
             (USER_UPSERT, self._new_users),
@@ -420,6 +437,7 @@ class ViewProjection:
             (PARTICIPANT_UPSERT, participants),
             (PROPOSAL_UPSERT, proposals),
             (STATE_UPSERT, states),
+            (FOLD_PROPOSAL_UPSERT, fold_proposals),
             (OUTCOME_INSERT, self._outcomes),
             (COMMENT_INSERT, self._comments),
             (POSITION_UPSERT, positions),
@@ -450,6 +468,8 @@ class ViewProjection:
         fold = self._folds.get(mid)
         if fold is not None and fold.apply(ev, position, at, self._person, kind):
             self._dirty_folds.add(mid)
+            if kind in PROPOSAL_HANDLERS:
+                self._dirty_fold_proposals.add((mid, id_text(ev.originator_id)))
 
     def _scheduled(self, position: int, at: str, ev: Any, kind: type[Any]) -> None:
         mid = id_text(ev.originator_id)

@@ -34,7 +34,7 @@ from projections.compile import compile_document
 from projections.timetravel import compile_as_of, parse_time
 
 VIEWS_FILE = "views.sqlite"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MAX_LIMIT = 200
 DOCUMENT_CACHE_SIZE = 256
 POSITION_CHUNK_BITS = 10
@@ -102,6 +102,7 @@ TABLES = (
     "pm_participants",
     "pm_proposals",
     "pm_recommendations",
+    "pm_fold_proposals",
     "pm_outcomes",
     "pm_comments",
     "pm_positions",
@@ -147,6 +148,9 @@ def schema(big: str, boolean: str) -> list[str]:
         "ON pm_proposals (proposer_id, meeting_id, created_position)",
         "CREATE TABLE IF NOT EXISTS pm_recommendations ("
         f"meeting_id TEXT PRIMARY KEY, position {big} NOT NULL, state TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS pm_fold_proposals ("
+        "meeting_id TEXT NOT NULL, proposal_id TEXT NOT NULL, state TEXT NOT NULL, "
+        "PRIMARY KEY (meeting_id, proposal_id))",
         "CREATE TABLE IF NOT EXISTS pm_outcomes ("
         "meeting_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, "
         f"document_position {big} NOT NULL, forwarded_at TEXT NOT NULL, "
@@ -716,14 +720,22 @@ class ReadModel(ABC):
         if cached is not None:
             return cached
         rows = self.fetch(
-            "SELECT position, state FROM pm_recommendations WHERE meeting_id = ?", (key,)
+            "SELECT r.position, r.state, f.proposal_id, f.state FROM pm_recommendations r "
+            "LEFT JOIN pm_fold_proposals f ON f.meeting_id = r.meeting_id "
+            "WHERE r.meeting_id = ?",
+            (key,),
         )
-        return self._compiled(key, int(rows[0][0]), rows[0][1])
+        return self._compiled(key, int(rows[0][0]), rows)
 
-    def _compiled(self, key: str, position: int, state: str) -> dict[str, Any]:
+    def _compiled(self, key: str, position: int, rows: Sequence[Row]) -> dict[str, Any]:
+        """The document of the fold state in ``rows``: the meeting's state, repeated on each
+        row, with one of its proposals' state per row (read in one statement, so that they
+        belong together)."""
         cached: dict[str, Any] | None = self._documents.get((key, position))
         if cached is None:
-            cached = compile_document(json.loads(state))
+            state = json.loads(rows[0][-3])
+            state["proposals"] = {r[-2]: json.loads(r[-1]) for r in rows if r[-2] is not None}
+            cached = compile_document(state)
             self._documents.put((key, position), cached)
         return cached
 
@@ -737,12 +749,13 @@ class ReadModel(ABC):
         if cached is not None:
             return cached
         rows = self.fetch(
-            "SELECT t.position, r.position, r.state FROM pm_tracking t "
-            "LEFT JOIN pm_recommendations r ON r.meeting_id = ? WHERE t.id = 1",
+            "SELECT t.position, r.position, r.state, f.proposal_id, f.state FROM pm_tracking t "
+            "LEFT JOIN pm_recommendations r ON r.meeting_id = ? "
+            "LEFT JOIN pm_fold_proposals f ON f.meeting_id = r.meeting_id WHERE t.id = 1",
             (key,),
         )
         if rows and rows[0][1] is not None and rows[0][1] <= position <= rows[0][0]:
-            document = self._compiled(key, int(rows[0][1]), rows[0][2])
+            document = self._compiled(key, int(rows[0][1]), rows)
         else:
             document = compile_as_of(app, key, position)
         self._as_of.put((key, position), document)

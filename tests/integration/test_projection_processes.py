@@ -29,6 +29,7 @@ KEYS = {
     "pm_participants": "meeting_id, user_id",
     "pm_proposals": "id",
     "pm_recommendations": "meeting_id",
+    "pm_fold_proposals": "meeting_id, proposal_id",
     "pm_outcomes": "meeting_id, version",
     "pm_comments": "proposal_id, position",
     "pm_positions": "chunk",
