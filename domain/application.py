@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError, Notification
 from domain import rules
 from domain.audit import Chain
 from domain.base import recorded
-from domain.concurrency import GroupCommit, LogEntry, SharedExclusiveLock
+from domain.concurrency import AggregateCache, GroupCommit, LogEntry, SharedExclusiveLock
 from domain.errors import (
     AlreadyIssued,
     Forbidden,
@@ -46,6 +46,7 @@ IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:idempotency")
 PROPOSAL_LOG_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:meeting-proposals")
 RETRIES = 8
 AUTHENTICATED_MAX = 10_000
+PEOPLE_MAX = 100_000
 BASE_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
 REDACTED_FIELDS = ("token_hash", "idempotency")
 
@@ -68,6 +69,17 @@ class Result:
     position: int
     created: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Person:
+    """What a user registered with: it never changes."""
+
+    id: UUID
+    name: str
+    delegation: str
+    secretariat: bool
+    ministerial: bool
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ class PreparatoryMeetings(Application[UUID]):
     """Meetings, their participants and proposals, and the people who act on them."""
 
     name = "prepmeet"
-    env = {"AGGREGATE_CACHE_MAXSIZE": "4000", "COMPRESSOR_TOPIC": ""}
+    env = {"COMPRESSOR_TOPIC": ""}
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
@@ -127,7 +139,11 @@ class PreparatoryMeetings(Application[UUID]):
         self._meeting_locks: dict[str, SharedExclusiveLock] = {}
         self._locks_lock = threading.Lock()
         self._authenticated: dict[str, tuple[int, User]] = {}
+        self._people: dict[str, Person] = {}
         self._group = GroupCommit(self._record, self._notify, self._log_event, self._log_head)
+        self._aggregates = AggregateCache(
+            lambda i: self.repository.get(i), lambda i, v: self.events.get(originator_id=i, gt=v)
+        )
 
     # --- infrastructure helpers ----------------------------------------------------
 
@@ -137,7 +153,7 @@ class PreparatoryMeetings(Application[UUID]):
         except ValueError:
             raise NotFound(kind, id_) from None
         try:
-            agg: object = self.repository.get(uid)
+            agg: object = self._aggregates.get(uid)
         except AggregateNotFoundError:
             raise NotFound(kind, id_) from None
         if not isinstance(agg, cls):
@@ -146,7 +162,7 @@ class PreparatoryMeetings(Application[UUID]):
 
     def _find(self, cls: type[A], id_: UUID) -> A | None:
         try:
-            agg: object = self.repository.get(id_)
+            agg: object = self._aggregates.get(id_)
         except AggregateNotFoundError:
             return None
         return agg if isinstance(agg, cls) else None
@@ -332,11 +348,28 @@ class PreparatoryMeetings(Application[UUID]):
         self._authenticated[hashed] = (head, user)
         return user
 
-    def _user(self, actor: str) -> User | None:
-        """The acting user; ``None`` for the operator at the command line."""
+    def _user(self, actor: str) -> Person | None:
+        """The acting user; ``None`` for the operator at the command line.
+
+        What a user registered with never changes, so it is loaded once per process.
+        """
         if actor == SYSTEM:
             return None
-        return self._get(User, "user", actor)
+        found = self._people.get(actor)
+        if found is None:
+            user = self._get(User, "user", actor)
+            found = Person(user.id, user.name, user.delegation, user.secretariat, user.ministerial)
+            if len(self._people) >= PEOPLE_MAX:
+                self._people.clear()
+            self._people[actor] = self._people[str(user.id)] = found
+        return found
+
+    def _person(self, user_id: str) -> Person | None:
+        """A user's registered facts, or ``None`` when there is no such user."""
+        try:
+            return self._user(user_id)
+        except NotFound:
+            return None
 
     def require_secretariat(self, actor: str, action: str) -> None:
         user = self._user(actor)
@@ -683,7 +716,7 @@ class PreparatoryMeetings(Application[UUID]):
 
     def proposal_state(self, proposal: Proposal) -> dict[str, Any]:
         state = proposal.as_dict()
-        proposer = self._find(User, UUID(proposal.proposer_id))
+        proposer = self._person(proposal.proposer_id)
         state["proposer"] = {
             "id": proposal.proposer_id,
             "name": proposer.name if proposer else None,
@@ -1030,7 +1063,7 @@ class PreparatoryMeetings(Application[UUID]):
         user = self._user(actor)
         if user is not None and delegation != user.delegation:
             raise Forbidden("a rapporteur endorses only in the name of their own delegation")
-        proposer = self._find(User, UUID(proposal.proposer_id))
+        proposer = self._person(proposal.proposer_id)
         if proposer is not None and proposer.delegation == delegation:
             raise RuleViolation(f"{delegation} is the proposing delegation")
         result = self._proposal_command(

@@ -12,8 +12,10 @@ command that caused it, as if it had saved alone.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -188,3 +190,50 @@ class SharedExclusiveLock:
             with self._cond:
                 self._exclusive = False
                 self._cond.notify_all()
+
+
+class AggregateCache:
+    """Aggregates as last read, brought up to date on every read without a shared lock.
+
+    A read asks the store for the events after the cached version (one query, which runs
+    beside other reads of the same aggregate), applies them to a copy, and hands out a copy
+    of its own: the cached object is never changed in place. Every command of a meeting
+    reads the meeting, so a lock per aggregate around the query, as a fast-forwarding cache
+    takes, would make them wait for one another.
+    """
+
+    def __init__(
+        self,
+        reconstruct: Callable[[UUID], Any],
+        newer: Callable[[UUID, int], Iterable[Any]],
+        maxsize: int = 4_000,
+    ) -> None:
+        self._reconstruct = reconstruct
+        self._newer = newer
+        self._maxsize = maxsize
+        self._items: OrderedDict[UUID, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, aggregate_id: UUID) -> Any:
+        """A private, current copy of the aggregate; ``AggregateNotFoundError`` if none."""
+        with self._lock:
+            cached = self._items.get(aggregate_id)
+            if cached is not None:
+                self._items.move_to_end(aggregate_id)
+        if cached is None:
+            current = self._reconstruct(aggregate_id)
+        else:
+            events = list(self._newer(aggregate_id, cached.version))
+            if not events:
+                return deepcopy(cached)
+            current = deepcopy(cached)
+            for event in events:
+                current = event.mutate(current)
+        with self._lock:
+            known = self._items.get(aggregate_id)
+            if known is None or known.version < current.version:
+                self._items[aggregate_id] = current
+                self._items.move_to_end(aggregate_id)
+                while len(self._items) > self._maxsize:
+                    self._items.popitem(last=False)
+        return deepcopy(current)

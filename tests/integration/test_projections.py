@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from eventsourcing.application import Repository
+from eventsourcing.persistence import EventStore
 
 from domain.application import SYSTEM, Forwarding, PreparatoryMeetings, new
 from domain.errors import DomainError
@@ -407,6 +408,7 @@ def test_lists_and_documents_are_read_without_loading_any_aggregate(
 
     monkeypatch.setattr(Repository, "get", refuse)
     monkeypatch.setattr(side.app.repository, "get", refuse)
+    monkeypatch.setattr(EventStore, "get", refuse)
     for mid in world.meetings:
         assert model.list_proposals(mid, limit=200)[0]
         assert model.document(mid)["meeting"]["id"] == mid
