@@ -13,6 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError, InternalError, ProgrammingError
+
 from domain.application import PreparatoryMeetings
 from domain.store import store_env
 from projections.projection import ViewProjection
@@ -268,6 +270,22 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int], None] |
         bar.update(task, completed=total)
 
 
+def open_store(data_dir: Path, database_url: str | None, attempts: int = 5) -> PreparatoryMeetings:
+    """The application on the store, creating its tables if they are missing.
+
+    Processes that start at once on a new PostgreSQL database can collide creating the
+    same tables (``tuple concurrently updated``): the loser tries again.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return PreparatoryMeetings(env=store_env(data_dir, database_url))
+        except (InternalError, IntegrityError, ProgrammingError):
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def run_projector_forever(
     data_dir: Path,
     database_url: str | None,
@@ -289,7 +307,7 @@ def run_projector_forever(
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
-    app = PreparatoryMeetings(env=store_env(Path(data_dir), database_url))
+    app = open_store(Path(data_dir), database_url)
     model = open_read_side(Path(data_dir), database_url)
     projector = Projector(
         app, model, batch_size=batch_size, poll_interval=poll_interval, stop_event=stop
