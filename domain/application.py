@@ -20,6 +20,7 @@ from eventsourcing.application import (
 )
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.sqlite import SQLiteConnectionPool
 
 from domain import rules
 from domain.audit import Chain
@@ -100,6 +101,19 @@ class _Replay(Exception):
         self.version = version
 
 
+SQLITE_CONNECTIONS = 48
+"""Connections a SQLite store keeps open: as many as threads may read at once (FastAPI's
+thread pool has 40), since the library's default keeps 5 and opens and closes the rest
+for every read."""
+
+
+def keep_connections(factory: object) -> None:
+    pool = getattr(getattr(factory, "datastore", None), "pool", None)
+    if isinstance(pool, SQLiteConnectionPool):
+        pool.pool_size = SQLITE_CONNECTIONS
+        pool.max_overflow = SQLITE_CONNECTIONS
+
+
 def request_hash(payload: dict[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -135,6 +149,7 @@ class PreparatoryMeetings(Application[UUID]):
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
+        keep_connections(self.factory)
         self.chain = Chain(self.recorder)
         self._meeting_locks: dict[str, SharedExclusiveLock] = {}
         self._locks_lock = threading.Lock()
