@@ -162,22 +162,24 @@ class PreparatoryMeetings(Application[UUID]):
 
     # --- infrastructure helpers ----------------------------------------------------
 
-    def _get(self, cls: type[A], kind: str, id_: UUID | str) -> A:
+    def _get(self, cls: type[A], kind: str, id_: UUID | str, *, shared: bool = False) -> A:
+        """The aggregate, current; a copy of the caller's own unless ``shared``, for reads
+        that change nothing (a shared aggregate must never be changed)."""
         try:
             uid = id_ if isinstance(id_, UUID) else UUID(str(id_))
         except ValueError:
             raise NotFound(kind, id_) from None
         try:
-            agg: object = self._aggregates.get(uid)
+            agg: object = self._aggregates.get(uid, copy=not shared)
         except AggregateNotFoundError:
             raise NotFound(kind, id_) from None
         if not isinstance(agg, cls):
             raise NotFound(kind, id_)
         return agg
 
-    def _find(self, cls: type[A], id_: UUID) -> A | None:
+    def _find(self, cls: type[A], id_: UUID, *, shared: bool = False) -> A | None:
         try:
-            agg: object = self._aggregates.get(id_)
+            agg: object = self._aggregates.get(id_, copy=not shared)
         except AggregateNotFoundError:
             return None
         return agg if isinstance(agg, cls) else None
@@ -352,10 +354,10 @@ class PreparatoryMeetings(Application[UUID]):
         known = self._authenticated.get(hashed)
         if known is not None and known[0] == head:
             return known[1]
-        index = self._find(ApiToken, token_index_id(hashed))
+        index = self._find(ApiToken, token_index_id(hashed), shared=True)
         if index is None:
             raise Unauthenticated("invalid bearer token")
-        user = self._find(User, UUID(index.user_id))
+        user = self._find(User, UUID(index.user_id), shared=True)
         if user is None or not user.holds(hashed):
             raise Unauthenticated("invalid bearer token")
         if len(self._authenticated) >= AUTHENTICATED_MAX:
@@ -483,7 +485,7 @@ class PreparatoryMeetings(Application[UUID]):
 
     def get_meeting(self, actor: str, meeting_id: UUID | str) -> Meeting:
         """The meeting, when the actor may read it; otherwise it is not found."""
-        meeting = self._get(Meeting, "meeting", meeting_id)
+        meeting = self._get(Meeting, "meeting", meeting_id, shared=True)
         if not self.can_read_meeting(actor, meeting):
             raise NotFound("meeting", meeting_id)
         return meeting
@@ -723,8 +725,8 @@ class PreparatoryMeetings(Application[UUID]):
 
     def get_proposal(self, actor: str, proposal_id: UUID | str) -> tuple[Proposal, Meeting]:
         """The proposal and its meeting, when the actor may read them."""
-        proposal = self._get(Proposal, "proposal", proposal_id)
-        meeting = self._get(Meeting, "meeting", proposal.meeting_id)
+        proposal = self._get(Proposal, "proposal", proposal_id, shared=True)
+        meeting = self._get(Meeting, "meeting", proposal.meeting_id, shared=True)
         if not self.can_read_meeting(actor, meeting):
             raise NotFound("proposal", proposal_id)
         return proposal, meeting
@@ -779,7 +781,7 @@ class PreparatoryMeetings(Application[UUID]):
         def build(id_: UUID | None, hashed: str | None) -> list[Aggregate | DomainEvent]:
             # checked only when creating: a retry of a recorded draft returns it whatever
             # the meeting's state now
-            self._get(Meeting, "meeting", meeting.id).require_status("draft", OPEN)
+            self._get(Meeting, "meeting", meeting.id, shared=True).require_status("draft", OPEN)
             proposal = new(
                 Proposal,
                 Proposal.Drafted,
@@ -857,7 +859,7 @@ class PreparatoryMeetings(Application[UUID]):
 
         def checked(proposal: Proposal) -> list[Aggregate | DomainEvent]:
             proposal.check(action)
-            current = self._get(Meeting, "meeting", proposal.meeting_id)
+            current = self._get(Meeting, "meeting", proposal.meeting_id, shared=True)
             current.require_status(action.replace("_", " "), *meeting_states)
             return decide(proposal) or []
 

@@ -214,8 +214,9 @@ class AggregateCache:
         self._items: OrderedDict[UUID, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, aggregate_id: UUID) -> Any:
-        """A private, current copy of the aggregate; ``AggregateNotFoundError`` if none."""
+    def get(self, aggregate_id: UUID, copy: bool = True) -> Any:
+        """A current copy of the aggregate, the caller's own; ``AggregateNotFoundError`` if
+        none. With ``copy`` false, the cached object itself, which must only be read."""
         with self._lock:
             cached = self._items.get(aggregate_id)
             if cached is not None:
@@ -225,7 +226,7 @@ class AggregateCache:
         else:
             events = list(self._newer(aggregate_id, cached.version))
             if not events:
-                return deepcopy(cached)
+                return deepcopy(cached) if copy else cached
             current = deepcopy(cached)
             for event in events:
                 current = event.mutate(current)
@@ -236,4 +237,4 @@ class AggregateCache:
                 self._items.move_to_end(aggregate_id)
                 while len(self._items) > self._maxsize:
                     self._items.popitem(last=False)
-        return deepcopy(current)
+        return deepcopy(current) if copy else current
