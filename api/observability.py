@@ -127,7 +127,14 @@ def flat_routes(routes: Sequence[Any]) -> list[Any]:
 
 
 def route_template(app: Any, scope: Scope) -> str:
-    """The path template of the route that serves ``scope`` (never the concrete path)."""
+    """The path template of the route that serves ``scope`` (never the concrete path).
+
+    The router records the route it chose in the scope; without it (a request that no route
+    served, or one refused before routing) the routes are matched again."""
+    chosen = scope.get("route")
+    path = getattr(chosen, "path", None)
+    if isinstance(path, str) and path:
+        return path
     for route in flat_routes(getattr(app, "routes", [])):
         match, _ = route.matches(scope)
         if match == Match.FULL:
