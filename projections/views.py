@@ -766,7 +766,13 @@ class ReadModel(ABC):
 
 
 class SQLiteReadModel(ReadModel):
-    """The views in a SQLite file of their own (WAL, synchronous=FULL) beside the events."""
+    """The views in a SQLite file of their own beside the events.
+
+    WAL with ``synchronous=NORMAL``: a power loss may take back the last batches, but rows
+    and tracking position together (they commit in one transaction), and the projector then
+    applies those events again from the log, which is what is kept with ``synchronous=FULL``.
+    Waiting for the disk on every batch would add to every read-your-write.
+    """
 
     kind = "sqlite"
 
@@ -787,7 +793,7 @@ class SQLiteReadModel(ReadModel):
         conn = sqlite3.connect(
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
         with self._all_lock:
             self._all.append(conn)
@@ -797,7 +803,7 @@ class SQLiteReadModel(ReadModel):
         conn = self._connect()
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         sync = conn.execute("PRAGMA synchronous").fetchone()[0]
-        if str(mode).lower() != "wal" or int(sync) != 2:
+        if str(mode).lower() != "wal" or int(sync) != 1:
             raise RuntimeError(f"{self.path}: journal_mode={mode}, synchronous={sync}")
         self._writer = conn
 
@@ -859,7 +865,7 @@ class SQLiteReadModel(ReadModel):
         finally:
             with self._writer_lock:
                 if self._writer is not None:
-                    self._writer.execute("PRAGMA synchronous=FULL")
+                    self._writer.execute("PRAGMA synchronous=NORMAL")
                     self._writer.execute("BEGIN IMMEDIATE")
                     self._writer.execute("UPDATE pm_tracking SET position = position WHERE id = 1")
                     self._writer.execute("COMMIT")
@@ -960,6 +966,9 @@ class PostgresReadModel(ReadModel):
     def _writer_conn(self) -> Any:
         if self._writer is None or self._writer.closed:
             self._writer = self._psycopg.connect(**self._kwargs)
+            # the views are rebuilt from the log: a crash may take back the last batches,
+            # rows and tracking position together, and the projector applies them again
+            self._writer.execute("SET synchronous_commit = off")
             self._holds_lock = False
         return self._writer
 
@@ -992,7 +1001,6 @@ class PostgresReadModel(ReadModel):
         finally:
             with self._writer_lock:
                 if self._writer is not None and not self._writer.closed:
-                    self._writer.execute("SET synchronous_commit = on")
                     self._writer.execute("UPDATE pm_tracking SET position = position WHERE id = 1")
 
     def acquire_writer(self, wait: bool, stop: threading.Event | None = None) -> bool:
