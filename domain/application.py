@@ -56,10 +56,21 @@ T = TypeVar("T")
 
 
 class ProposalLogged(DomainEvent):
-    """An entry in a meeting's log of proposal ids (written with the proposal's creation)."""
+    """An entry in a meeting's log of proposal ids (written with the proposal's creation).
+
+    Version 2 names its actor, the proposal's drafter; entries of version 1 did not, and
+    load with ``actor`` None (their ``Proposal.Drafted`` names who it was).
+    """
+
+    class_version = 2
 
     proposal_id: str
     theme: str
+    actor: str | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["actor"] = None
 
 
 @dataclass
@@ -201,7 +212,10 @@ class PreparatoryMeetings(Application[UUID]):
     def _log_event(self, entry: LogEntry, version: int) -> DomainEvent:
         log = self._proposal_log(entry.meeting_id)
         return log.trigger_event(
-            next_originator_version=version, proposal_id=entry.proposal_id, theme=entry.theme
+            next_originator_version=version,
+            proposal_id=entry.proposal_id,
+            theme=entry.theme,
+            actor=entry.actor,
         )
 
     def _log_head(self, meeting_id: UUID) -> int:
@@ -796,7 +810,7 @@ class PreparatoryMeetings(Application[UUID]):
             )
             if submit:
                 proposal.submit(actor)
-            entry = LogEntry(meeting.id, str(proposal.id), theme)
+            entry = LogEntry(meeting.id, str(proposal.id), theme, actor)
             return [proposal, entry]  # type: ignore[list-item]
 
         with self._meeting_lock(str(meeting.id)).shared():

@@ -37,6 +37,7 @@ class LogEntry:
     meeting_id: UUID
     proposal_id: str
     theme: str
+    actor: str
 
 
 @dataclass(eq=False)
