@@ -23,7 +23,7 @@ run: install  ## the service on the embedded SQLite store, with the demo meeting
 test: install  ## the whole test suite (PostgreSQL tests skip without a server, unless CI is set)
 	$(PY) -m pytest -q
 
-fuzz-deep: install  ## schemathesis over every operation and role, 100+ examples each (about 20 minutes)
+fuzz-deep: install  ## schemathesis over every operation and role, 100+ examples each (about 5 minutes)
 	PREPMEET_FUZZ=deep $(PY) -m pytest -q -s tests/e2e/test_fuzz_contract.py
 
 lint: install

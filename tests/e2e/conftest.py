@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
+import logging
 import re
 import shutil
 import socket
@@ -442,3 +444,27 @@ def assert_single(response: httpx.Response) -> dict[str, Any]:
 async def wait_for(awaitable: Awaitable[Any], seconds: float = 10.0) -> Any:
     """Await with a bound: a test that would hang fails instead."""
     return await asyncio.wait_for(awaitable, seconds)
+
+
+@contextlib.contextmanager
+def captured_log(
+    logger: logging.Logger, record_filter: Callable[[logging.LogRecord], bool] | None = None
+) -> Iterator[io.StringIO]:
+    """The records of ``logger`` (and its children), formatted as the server formats them:
+    one JSON object a line."""
+    from api.observability import JsonFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.DEBUG)
+    if record_filter is not None:
+        handler.addFilter(record_filter)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield out
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -20,8 +20,14 @@ from fastapi import FastAPI
 
 from api.container import Container
 from api.main import create_app
-from api.observability import JsonFormatter
-from tests.e2e.conftest import UNKNOWN_ID, World, assert_problem, client_for, settings_for
+from tests.e2e.conftest import (
+    UNKNOWN_ID,
+    World,
+    assert_problem,
+    captured_log,
+    client_for,
+    settings_for,
+)
 
 NO_LIMITS = {"rate_limit_per_token": 0, "rate_limit_per_address": 0}
 GENERATED = re.compile(r"^[0-9a-f]{32}$")
@@ -51,18 +57,8 @@ async def client(own_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def access_log() -> Iterator[io.StringIO]:
     """The access log's lines, formatted as the server formats them."""
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("prepmeet.access")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with captured_log(logging.getLogger("prepmeet.access")) as out:
         yield out
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def log_lines(out: io.StringIO) -> list[dict[str, Any]]:

@@ -21,7 +21,6 @@ import pytest
 from fastapi import FastAPI
 
 from api.main import create_app
-from api.observability import JsonFormatter
 from domain.store import EVENTS_FILE
 from tests.e2e.conftest import (
     CHECKS,
@@ -30,6 +29,7 @@ from tests.e2e.conftest import (
     UNKNOWN_ID,
     World,
     assert_problem,
+    captured_log,
     settings_for,
 )
 
@@ -47,20 +47,8 @@ def from_service(record: logging.LogRecord) -> bool:
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """Every log record, formatted as the server formats it: one JSON object a line."""
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter())
-    handler.setLevel(logging.DEBUG)
-    handler.addFilter(from_service)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with captured_log(logging.getLogger(), from_service) as out:
         yield out
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.fixture

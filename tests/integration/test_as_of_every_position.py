@@ -28,15 +28,8 @@ from projections.documents.canonical import json_bytes
 from projections.runner import Projector
 from projections.timetravel import AsOfOutOfRange, compile_as_of, position_at_time
 from projections.views import ReadModel, open_read_side
+from tests.given import REGIONAL, SAFETY, TECH, THEMES
 
-TECH = "technology"
-SAFETY = "safety-security"
-REGIONAL = "regional-cooperation"
-THEMES = [
-    {"key": TECH, "title": "Use of technology in peacekeeping"},
-    {"key": SAFETY, "title": "Safety and security of peacekeepers"},
-    {"key": REGIONAL, "title": "Cooperation with regional organizations"},
-]
 SIGNATURE = "c3RhbmQtaW4="
 
 
