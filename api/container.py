@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -71,6 +72,7 @@ class RenderCache:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._digests: dict[int, tuple[bytes, bytes]] = {}
         self._pending: dict[tuple[Any, ...], Future[bytes]] = {}
         self._size = 0
         self._lock = threading.Lock()
@@ -98,11 +100,20 @@ class RenderCache:
                 "render-timeout",
             ) from None
 
+    def sha256(self, body: bytes) -> bytes:
+        """The SHA-256 of ``body``: taken once for the bytes this cache holds."""
+        with self._lock:
+            known = self._digests.get(id(body))
+        if known is not None and known[0] is body:
+            return known[1]
+        return hashlib.sha256(body).digest()
+
     def _render(
         self, key: tuple[Any, ...], render: Callable[[], bytes], future: Future[bytes]
     ) -> None:
         try:
             data = render()
+            digest = hashlib.sha256(data).digest()
         except BaseException as e:
             with self._lock:
                 self._pending.pop(key, None)
@@ -112,9 +123,11 @@ class RenderCache:
             self._pending.pop(key, None)
             if key not in self._items:
                 self._items[key] = data
+                self._digests[id(data)] = (data, digest)
                 self._size += len(data)
             while self._size > self.max_bytes and len(self._items) > 1:
                 _, dropped = self._items.popitem(last=False)
+                self._digests.pop(id(dropped), None)
                 self._size -= len(dropped)
         future.set_result(data)
 

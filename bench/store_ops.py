@@ -130,6 +130,7 @@ def seed(data_dir: Path, events: int, per_meeting: int = 250, batch: int = 100) 
                             next_originator_version=Aggregate.INITIAL_VERSION + k,
                             proposal_id=str(p.id),
                             theme=theme,
+                            actor=who,
                         )
                     )
                 if len(pending) >= batch:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import unicodedata
@@ -118,7 +117,7 @@ def download(
     fmt: Format,
     filename: str,
 ) -> Response:
-    digest = hashlib.sha256(body).digest()
+    digest = services.renders.sha256(body)
     etag = f'"{digest.hex()}"'
     headers = {
         "ETag": etag,
