@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from api import errors, middleware, ratelimit
+from api import docs_ui, errors, middleware, ratelimit
 from api.container import Container
 from api.middleware import install as install_middleware
 from api.problems import document_problems
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.container = services
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     install_middleware(app, settings, services.metrics)
     for module in (health, users, meetings, proposals, documents, events):
         app.include_router(module.router)
+    docs_ui.install(app)
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -93,6 +93,15 @@ async def test_the_document_and_its_viewer_are_served(client: httpx.AsyncClient)
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "/openapi.json" in docs.text
+    # the viewer is served by the service itself: nothing is fetched from elsewhere
+    assert "http://" not in docs.text and "https://" not in docs.text
+    assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', docs.text)
+    assert {a.rsplit("/", 1)[1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
+    for asset in assets:
+        served = await client.get(asset)
+        assert served.status_code == 200, asset
+        assert served.content
+    assert "default-src 'self'" in docs.headers["content-security-policy"]
 
 
 @pytest.mark.readonly
