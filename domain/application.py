@@ -25,7 +25,13 @@ from eventsourcing.sqlite import SQLiteConnectionPool
 from domain import rules
 from domain.audit import Chain
 from domain.base import recorded
-from domain.concurrency import AggregateCache, GroupCommit, LogEntry, SharedExclusiveLock
+from domain.concurrency import (
+    AggregateCache,
+    GroupCommit,
+    KeyedLocks,
+    LogEntry,
+    SharedExclusiveLock,
+)
 from domain.errors import (
     AlreadyIssued,
     Forbidden,
@@ -166,6 +172,7 @@ class PreparatoryMeetings(Application[UUID]):
         self._locks_lock = threading.Lock()
         self._authenticated: dict[str, tuple[int, User]] = {}
         self._people: dict[str, Person] = {}
+        self._aggregate_locks = KeyedLocks()
         self._group = GroupCommit(self._record, self._notify, self._log_event, self._log_head)
         self._aggregates = AggregateCache(
             lambda i: self.repository.get(i), lambda i, v: self.events.get(originator_id=i, gt=v)
@@ -239,17 +246,21 @@ class PreparatoryMeetings(Application[UUID]):
         expected_version: int | None,
         decide: Callable[[A], list[Aggregate | DomainEvent] | None],
     ) -> tuple[A, int]:
-        """Load, decide and save; retry on a concurrent change unless a version was expected."""
+        """Load, decide and save; retry on a concurrent change unless a version was expected.
+
+        Commands on one aggregate take turns in this process; a conflict can then only come
+        from another process."""
         for _ in range(RETRIES):
-            agg = self._get(cls, kind, id_)
-            if expected_version is not None and agg.version != expected_version:
-                raise VersionConflict(kind, id_, expected_version, agg.version)
-            others = decide(agg) or []
-            try:
-                return agg, self._save(agg, *others)
-            except IntegrityError:
-                if expected_version is not None:
-                    raise VersionConflict(kind, id_, expected_version, None) from None
+            with self._aggregate_locks.hold(str(id_).lower()):
+                agg = self._get(cls, kind, id_)
+                if expected_version is not None and agg.version != expected_version:
+                    raise VersionConflict(kind, id_, expected_version, agg.version)
+                others = decide(agg) or []
+                try:
+                    return agg, self._save(agg, *others)
+                except IntegrityError:
+                    if expected_version is not None:
+                        raise VersionConflict(kind, id_, expected_version, None) from None
         raise VersionConflict(kind, id_, None, None)
 
     def _create_once(

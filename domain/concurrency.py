@@ -239,3 +239,34 @@ class AggregateCache:
                 while len(self._items) > self._maxsize:
                     self._items.popitem(last=False)
         return deepcopy(current) if copy else current
+
+
+class KeyedLocks:
+    """One lock per key, held only while some thread wants it (so the table stays small).
+
+    Commands on one aggregate in one process take its lock from load to save: of two such
+    commands only one could be recorded at a time anyway, and without the lock the other
+    would meet a version conflict and start again.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Any, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: Any) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (None, 0))
+            if lock is None:
+                lock = threading.Lock()
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)

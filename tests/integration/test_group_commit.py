@@ -138,3 +138,31 @@ def test_creations_from_two_application_objects_on_one_store_keep_the_log_whole(
     finally:
         second.close()
         first.close()
+
+
+def test_many_commands_on_one_proposal_at_once_all_succeed(file_app: PreparatoryMeetings) -> None:
+    g = Given(file_app).open()
+    pid = g.proposal("submitted")
+    version = g.get(pid).version
+    barrier = threading.Barrier(24)
+
+    def comment(i: int) -> Any:
+        barrier.wait()
+        try:
+            return file_app.comment_on_proposal(g.proposer, pid, f"Comment {i}")
+        except Exception as e:
+            return e
+
+    threads_results: list[Any] = [None] * 24
+
+    def run(i: int) -> None:
+        threads_results[i] = comment(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    failures = [r for r in threads_results if isinstance(r, Exception)]
+    assert failures == [], "commands on one aggregate take turns instead of conflicting"
+    assert g.get(pid).version == version + 24
