@@ -309,7 +309,7 @@ async def views(server: Server, meeting: str, secretariat: str, rapporteur: str)
     }
 
 
-async def scenario(tmp_path: Path, database_url: str | None, label: str) -> None:
+async def scenario(tmp_path: Path, database_url: str | None, label: str) -> dict[str, int]:
     data_dir = tmp_path / "data"
     env = server_env(data_dir, database_url)
     out = run_cli(env, tmp_path, "users", "create", "--name", "Amina Qureshi",
@@ -392,15 +392,25 @@ async def scenario(tmp_path: Path, database_url: str | None, label: str) -> None
         assert len(before["submitted"]) == sum(1 for n in range(PER_CLIENT) if n % 3 == 0) * CLIENTS
         assert before["ready"]["lag"] == 0
         assert before == after, "the views differ from a rebuild of them"
+        return {
+            "acknowledged": tally.acknowledged,
+            "lost": lost + lost_in_log,
+            "duplicates": duplicates + duplicates_in_log,
+            "kills": tally.kills,
+        }
     finally:
         server.stop()
 
 
 async def test_sigkill_under_load_loses_and_duplicates_nothing_on_sqlite(tmp_path: Path) -> None:
-    await scenario(tmp_path, None, "sqlite")
+    counts = await scenario(tmp_path, None, "sqlite")
+    assert counts["acknowledged"] == CLIENTS * PER_CLIENT
+    assert (counts["lost"], counts["duplicates"]) == (0, 0)
 
 
 async def test_sigkill_under_load_loses_and_duplicates_nothing_on_postgres(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    await scenario(tmp_path, postgres_url, "postgres")
+    counts = await scenario(tmp_path, postgres_url, "postgres")
+    assert counts["acknowledged"] == CLIENTS * PER_CLIENT
+    assert (counts["lost"], counts["duplicates"]) == (0, 0)

@@ -300,7 +300,12 @@ def test_postgresql_synchronous_commit_that_flushes_locally_passes(
         "show_postgres_settings",
         lambda datastore: {**real(datastore), "synchronous_commit": answer},
     )
-    open_application(Settings(data_dir=tmp_path, database_url=postgres_url)).close()
+    app = open_application(Settings(data_dir=tmp_path, database_url=postgres_url))
+    try:
+        created = app.create_user(SYSTEM, "Amina Qureshi", "UN DPO")
+        assert app.get_user(created.state["id"]).name == "Amina Qureshi", "the store is usable"
+    finally:
+        app.close()
 
 
 def test_the_same_ids_survive_a_restart_as_the_same_kind_of_object(tmp_path: Path) -> None:
