@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from eventsourcing.persistence import PersistenceError
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import HttpProblem
 from api.observability import Metrics
@@ -26,6 +28,8 @@ from projections.runner import Projector
 from projections.views import ReadModel, open_read_side
 
 log = logging.getLogger("prepmeet")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def open_application(
@@ -78,6 +82,29 @@ class RenderCache:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> bytes:
+        found = self._lookup(key, render)
+        if isinstance(found, bytes):
+            return found
+        try:
+            return found.result(timeout=self.timeout or None)
+        except TimeoutError:
+            raise self._timed_out() from None
+
+    async def aget(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> bytes:
+        """:meth:`get` for a coroutine: a render in progress is awaited, not waited for."""
+        found = self._lookup(key, render)
+        if isinstance(found, bytes):
+            return found
+        try:
+            # shielded: giving up on a render must not cancel it for the others waiting
+            return await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(found)), self.timeout or None
+            )
+        except TimeoutError:
+            raise self._timed_out() from None
+
+    def _lookup(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> bytes | Future[bytes]:
+        """The bytes when they are held; else the render of them, started if need be."""
         with self._lock:
             found = self._items.get(key)
             if found is not None:
@@ -86,19 +113,20 @@ class RenderCache:
             future = self._pending.get(key)
             if future is None:
                 future = self._pending[key] = Future()
+                future.set_running_or_notify_cancel()  # runs to its end, whoever gives up
                 thread = threading.Thread(
                     target=self._render, args=(key, render, future), daemon=True, name="render"
                 )
                 thread.start()
-        try:
-            return future.result(timeout=self.timeout or None)
-        except TimeoutError:
-            raise HttpProblem(
-                503,
-                f"rendering the document took more than {self.timeout:g} s; retry shortly",
-                {"Retry-After": "5"},
-                "render-timeout",
-            ) from None
+            return future
+
+    def _timed_out(self) -> HttpProblem:
+        return HttpProblem(
+            503,
+            f"rendering the document took more than {self.timeout:g} s; retry shortly",
+            {"Retry-After": "5"},
+            "render-timeout",
+        )
 
     def sha256(self, body: bytes) -> bytes:
         """The SHA-256 of ``body``: taken once for the bytes this cache holds."""
@@ -151,6 +179,26 @@ class Container:
         self.streams: dict[str, int] = {}
         self.metrics = Metrics()
         self.renders = RenderCache(timeout=settings.render_timeout)
+        # A read of a local SQLite file takes microseconds and never waits for the writer
+        # (WAL), less than a hop to the thread pool costs under load: on SQLite the routes
+        # read on the event loop. A PostgreSQL read is a network round trip: it runs in the
+        # pool, so that a slow server cannot stall every request.
+        self.inline_reads = settings.database_url is None
+
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn`` (a read of the store, or a check that reads it), where reads run best."""
+        if self.inline_reads:
+            return fn(*args, **kwargs)
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def views_ready(self, after: int | None = None) -> int:
+        """:meth:`await_views` without holding up the event loop: answered there when the
+        views are known to be caught up, waited for in the thread pool when they are not."""
+        if self.inline_reads:
+            target = self._read_target(after)
+            if self.views.reflects(target):
+                return target
+        return await run_in_threadpool(self.await_views, after)
 
     def start(self) -> None:
         if self.projector is not None:
@@ -165,11 +213,7 @@ class Container:
 
         A client that has just written therefore reads its write, with or without ``after``.
         """
-        last = self.app.last_position()
-        if after is not None and after > last:
-            # no write has reached it: waiting could only tie up a worker and end in a 503
-            raise InvalidInput(f"after {after} is past the last position {last}", "after")
-        target = max(after or 0, last)
+        target = self._read_target(after)
         self.poke()
         if not self.views.wait_for(target, self.settings.read_wait_timeout):
             raise HttpProblem(
@@ -179,6 +223,14 @@ class Container:
                 "views-lagging",
             )
         return target
+
+    def _read_target(self, after: int | None) -> int:
+        """The position a read must see: every write so far, and ``after``."""
+        last = self.app.last_position()
+        if after is not None and after > last:
+            # no write has reached it: waiting could only tie up a worker and end in a 503
+            raise InvalidInput(f"after {after} is past the last position {last}", "after")
+        return max(after or 0, last)
 
     def forward_meeting(
         self,

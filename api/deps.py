@@ -20,8 +20,9 @@ ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
 NEVER = -1
 
 
-# Dependencies that do not touch the store are ``async def``: FastAPI runs a ``def``
-# dependency in its thread pool, and a hop to the pool costs more than they do.
+# Dependencies are ``async def``: FastAPI runs a ``def`` dependency in its thread pool, and
+# a hop to the pool costs more than they do. Those that read the store do it through
+# ``Container.read``, on the event loop or in the pool according to the store.
 
 
 async def get_container(request: Request) -> Container:
@@ -47,11 +48,12 @@ def authenticate(request: Request) -> User:
     return user
 
 
-def current_user(
+async def current_user(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
-    return authenticate(request)
+    container: Container = request.app.state.container
+    return await container.read(authenticate, request)
 
 
 async def no_body(request: Request) -> None:

@@ -462,6 +462,10 @@ class ReadModel(ABC):
             self._known = current
         return current
 
+    def reflects(self, position: int) -> bool:
+        """Whether the views are known to reflect ``position``, without a query."""
+        return self._known >= position
+
     def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the views reflect ``position``; ``False`` when ``timeout`` runs out."""
         if self._known >= position:
@@ -706,19 +710,25 @@ class ReadModel(ABC):
 
     # --- documents -------------------------------------------------------------------------
 
+    def cached_document(self, meeting_id: UUID | str) -> dict[str, Any] | None:
+        """:meth:`document` when it is compiled already (one indexed read); else ``None``."""
+        key = _meeting_key(meeting_id)
+        rows = self.fetch("SELECT position FROM pm_recommendations WHERE meeting_id = ?", (key,))
+        if not rows:
+            raise NotFound("meeting", meeting_id)
+        cached: dict[str, Any] | None = self._documents.get((key, int(rows[0][0])))
+        return cached
+
     def document(self, meeting_id: UUID | str) -> dict[str, Any]:
         """The live compiled document of the meeting, sealed.
 
         Cached by (meeting, position): the same dict is handed to every caller, so
         treat it as read-only.
         """
-        key = _meeting_key(meeting_id)
-        rows = self.fetch("SELECT position FROM pm_recommendations WHERE meeting_id = ?", (key,))
-        if not rows:
-            raise NotFound("meeting", meeting_id)
-        cached: dict[str, Any] | None = self._documents.get((key, int(rows[0][0])))
+        cached = self.cached_document(meeting_id)
         if cached is not None:
             return cached
+        key = _meeting_key(meeting_id)
         rows = self.fetch(
             "SELECT r.position, r.state, f.proposal_id, f.state FROM pm_recommendations r "
             "LEFT JOIN pm_fold_proposals f ON f.meeting_id = r.meeting_id "

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import unicodedata
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.container import Container
 from api.deps import (
@@ -134,9 +136,12 @@ def download(
     return Response(body, media_type=fmt.media_type, headers=headers)
 
 
+def render_key(doc: dict[str, Any], fmt: Format) -> tuple[Any, ...]:
+    return (doc["meeting"]["id"], doc["position"], doc["sha256"], fmt.key)
+
+
 def rendered(services: Container, doc: dict[str, Any], fmt: Format) -> bytes:
-    key = (doc["meeting"]["id"], doc["position"], doc["sha256"], fmt.key)
-    return services.renders.get(key, lambda: fmt.render(doc))
+    return services.renders.get(render_key(doc, fmt), lambda: fmt.render(doc))
 
 
 def parse_as_of(services: Container, app: App, as_of: str) -> int:
@@ -162,7 +167,7 @@ def document_at(
     response_class=Response,
     responses={**DOWNLOAD, **responses(401, 404, 406, 422, 503)},
 )
-def recommendations(
+async def recommendations(
     request: Request,
     meeting_id: MeetingId,
     user: CurrentUser,
@@ -174,16 +179,23 @@ def recommendations(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """The compiled recommendations, live or ``as_of`` a position or time."""
-    services.await_views(after)
-    meeting = readable_meeting(services, user, meeting_id)
+    await services.views_ready(after)
+    meeting = await services.read(readable_meeting, services, user, meeting_id)
     chosen = choose_format(fmt, accept, tuple(FORMATS))
-    doc = document_at(services, app, meeting_id, as_of)
+    doc = None
+    if as_of is None:
+        doc = await services.read(services.views.cached_document, meeting_id)
+    if doc is None:  # compiling takes a while: in the thread pool
+        doc = await run_in_threadpool(document_at, services, app, meeting_id, as_of)
+    body = await services.renders.aget(
+        render_key(doc, chosen), functools.partial(chosen.render, doc)
+    )
     name = f"{slug(meeting['title'], meeting_id[:8])}-recommendations-{doc['position']}"
-    return download(request, services, rendered(services, doc, chosen), chosen, name)
+    return download(request, services, body, chosen, name)
 
 
-def forwarder(meeting_id: MeetingId, user: CurrentUser, app: App) -> None:
-    app.check_meeting_action(str(user.id), meeting_id, "forward a meeting")
+async def forwarder(meeting_id: MeetingId, user: CurrentUser, app: App, services: Services) -> None:
+    await services.read(app.check_meeting_action, str(user.id), meeting_id, "forward a meeting")
 
 
 @router.post(

@@ -35,7 +35,7 @@ def require_feed_reader(user: User) -> None:
         raise Forbidden("the event feed is for the secretariat and the ministerial team")
 
 
-def feed_reader(user: CurrentUser) -> None:
+async def feed_reader(user: CurrentUser) -> None:
     """The role check, as a dependency so that it answers before the query is validated."""
     require_feed_reader(user)
 

@@ -37,21 +37,29 @@ router = APIRouter(prefix="/api/v1/meetings", tags=["meetings"])
 MeetingId = Annotated[str, Path(description="the meeting's id (a UUID)")]
 
 
-def secretariat_only(user: CurrentUser, app: App) -> None:
-    app.require_secretariat(str(user.id), "schedule meetings")
+async def secretariat_only(user: CurrentUser, app: App, services: Services) -> None:
+    await services.read(app.require_secretariat, str(user.id), "schedule meetings")
 
 
 def meeting_action(action: str) -> Any:
-    def check(meeting_id: MeetingId, user: CurrentUser, app: App) -> Meeting:
-        return app.check_meeting_action(str(user.id), meeting_id, action)
+    async def check(
+        meeting_id: MeetingId, user: CurrentUser, app: App, services: Services
+    ) -> Meeting:
+        return await services.read(app.check_meeting_action, str(user.id), meeting_id, action)
 
     return Depends(check)
 
 
-def theme_chair(meeting_id: MeetingId, theme: str, user: CurrentUser, app: App) -> Meeting:
-    meeting = app.get_meeting(str(user.id), meeting_id)
-    app.require_chair(str(user.id), meeting, theme)
+def _chair_of(app: App, actor: str, meeting_id: str, theme: str) -> Meeting:
+    meeting = app.get_meeting(actor, meeting_id)
+    app.require_chair(actor, meeting, theme)
     return meeting
+
+
+async def theme_chair(
+    meeting_id: MeetingId, theme: str, user: CurrentUser, app: App, services: Services
+) -> Meeting:
+    return await services.read(_chair_of, app, str(user.id), meeting_id, theme)
 
 
 @router.post(
@@ -85,10 +93,11 @@ def schedule_meeting(
 
 
 @router.get("/{meeting_id}", response_model=MeetingOut, responses=responses(401, 404))
-def get_meeting(
-    meeting_id: MeetingId, user: CurrentUser, app: App, response: Response
+async def get_meeting(
+    meeting_id: MeetingId, user: CurrentUser, app: App, services: Services, response: Response
 ) -> dict[str, Any]:
-    return single(response, app.get_meeting(str(user.id), meeting_id).as_dict())
+    meeting = await services.read(app.get_meeting, str(user.id), meeting_id)
+    return single(response, meeting.as_dict())
 
 
 @router.post(
@@ -193,16 +202,20 @@ def order_theme(
 
 
 @router.get("", response_model=Page[MeetingOut], responses=responses(401, 422, 503))
-def list_meetings(
+async def list_meetings(
     user: CurrentUser,
     services: Services,
     limit: Limit = 50,
     cursor: Cursor = None,
     after: After = None,
 ) -> dict[str, Any]:
-    services.await_views(after)
-    items, next_cursor = services.views.list_meetings(
-        str(user.id), user.secretariat or user.ministerial, limit, cursor
+    await services.views_ready(after)
+    items, next_cursor = await services.read(
+        services.views.list_meetings,
+        str(user.id),
+        user.secretariat or user.ministerial,
+        limit,
+        cursor,
     )
     return {"items": items, "next_cursor": next_cursor}
 
@@ -213,7 +226,7 @@ def list_meetings(
     responses=responses(401, 404, 422, 503),
     tags=["proposals"],
 )
-def list_proposals(
+async def list_proposals(
     meeting_id: MeetingId,
     user: CurrentUser,
     services: Services,
@@ -224,9 +237,15 @@ def list_proposals(
     cursor: Cursor = None,
     after: After = None,
 ) -> dict[str, Any]:
-    services.await_views(after)
-    readable_meeting(services, user, meeting_id)
-    items, next_cursor = services.views.list_proposals(
-        meeting_id, theme=theme, status=status, proposer=proposer, limit=limit, cursor=cursor
+    await services.views_ready(after)
+    await services.read(readable_meeting, services, user, meeting_id)
+    items, next_cursor = await services.read(
+        services.views.list_proposals,
+        meeting_id,
+        theme=theme,
+        status=status,
+        proposer=proposer,
+        limit=limit,
+        cursor=cursor,
     )
     return {"items": items, "next_cursor": next_cursor}

@@ -44,29 +44,39 @@ CHANGE = responses(401, 403, 404, 409, 412, 413, 422)
 
 
 def proposal_action(action: str) -> Any:
-    def check(proposal_id: ProposalId, user: CurrentUser, app: App) -> None:
-        app.check_proposal_action(str(user.id), proposal_id, action)
+    async def check(
+        proposal_id: ProposalId, user: CurrentUser, app: App, services: Services
+    ) -> None:
+        await services.read(app.check_proposal_action, str(user.id), proposal_id, action)
 
     return Depends(check)
 
 
-def proposal_reader(proposal_id: ProposalId, user: CurrentUser, app: App) -> None:
+async def proposal_reader(
+    proposal_id: ProposalId, user: CurrentUser, app: App, services: Services
+) -> None:
     """Read access, as a dependency so that it answers before the query is validated."""
-    app.get_proposal(str(user.id), proposal_id)
+    await services.read(app.get_proposal, str(user.id), proposal_id)
 
 
-def proposal_view_reader(
+async def proposal_view_reader(
     proposal_id: ProposalId, user: CurrentUser, services: Services
 ) -> dict[str, Any]:
     """Read access from the views (caught up with every write so far), before the query."""
-    services.await_views()
-    return readable_proposal(services, user, proposal_id)
+    await services.views_ready()
+    return await services.read(readable_proposal, services, user, proposal_id)
 
 
-def meeting_rapporteur(meeting_id: str, user: CurrentUser, app: App) -> Meeting:
-    meeting = app.get_meeting(str(user.id), meeting_id)
-    app.require_rapporteur(str(user.id), meeting)
+def _rapporteur_of(app: App, actor: str, meeting_id: str) -> Meeting:
+    meeting = app.get_meeting(actor, meeting_id)
+    app.require_rapporteur(actor, meeting)
     return meeting
+
+
+async def meeting_rapporteur(
+    meeting_id: str, user: CurrentUser, app: App, services: Services
+) -> Meeting:
+    return await services.read(_rapporteur_of, app, str(user.id), meeting_id)
 
 
 @router.post(
@@ -99,12 +109,16 @@ def draft_proposal(
     return command(response, result, f"/api/v1/proposals/{result.state['id']}")
 
 
+def _proposal_state(app: App, actor: str, proposal_id: str) -> dict[str, Any]:
+    proposal, _ = app.get_proposal(actor, proposal_id)
+    return app.proposal_state(proposal)
+
+
 @router.get("/proposals/{proposal_id}", response_model=ProposalOut, responses=responses(401, 404))
-def get_proposal(
-    proposal_id: ProposalId, user: CurrentUser, app: App, response: Response
+async def get_proposal(
+    proposal_id: ProposalId, user: CurrentUser, app: App, services: Services, response: Response
 ) -> dict[str, Any]:
-    proposal, _ = app.get_proposal(str(user.id), proposal_id)
-    return single(response, app.proposal_state(proposal))
+    return single(response, await services.read(_proposal_state, app, str(user.id), proposal_id))
 
 
 @router.patch(
@@ -280,7 +294,7 @@ def comment_on_proposal(
     response_model=Page[CommentOut],
     responses=responses(401, 404, 422, 503),
 )
-def list_comments(
+async def list_comments(
     proposal: Annotated[dict[str, Any], Depends(proposal_view_reader)],
     services: Services,
     limit: Limit = 50,
@@ -289,8 +303,8 @@ def list_comments(
 ) -> dict[str, Any]:
     """The proposal's comments, oldest first, from the views."""
     if after is not None:
-        services.await_views(after)
-    items, next_cursor = services.views.comments(proposal["id"], limit, cursor)
+        await services.views_ready(after)
+    items, next_cursor = await services.read(services.views.comments, proposal["id"], limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 

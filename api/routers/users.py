@@ -15,20 +15,20 @@ router = APIRouter(prefix="/api/v1", tags=["users"])
 
 
 @router.get("/me", response_model=MeOut, response_model_exclude_none=True, responses=responses(401))
-def me(user: CurrentUser, services: Services) -> dict[str, Any]:
+async def me(user: CurrentUser, services: Services) -> dict[str, Any]:
     roles: list[dict[str, Any]] = []
     if user.secretariat:
         roles.append({"role": "secretariat"})
     if user.ministerial:
         roles.append({"role": "ministerial"})
     if services.views is not None:
-        roles.extend(services.views.roles_of(str(user.id)))
+        roles.extend(await services.read(services.views.roles_of, str(user.id)))
     return {"id": str(user.id), "name": user.name, "delegation": user.delegation, "roles": roles}
 
 
-def secretariat_only(user: CurrentUser, app: App) -> None:
+async def secretariat_only(user: CurrentUser, app: App, services: Services) -> None:
     """The role check, as a dependency so that it answers before the body is validated."""
-    app.require_secretariat(str(user.id), "create users")
+    await services.read(app.require_secretariat, str(user.id), "create users")
 
 
 @router.post(
@@ -65,8 +65,8 @@ def get_user(user_id: str, user: CurrentUser, app: App, response: Response) -> d
 
 
 def token_admin(action: str) -> Any:
-    def check(user: CurrentUser, app: App) -> None:
-        app.require_secretariat(str(user.id), action)
+    async def check(user: CurrentUser, app: App, services: Services) -> None:
+        await services.read(app.require_secretariat, str(user.id), action)
 
     return Depends(check)
 
