@@ -52,7 +52,7 @@ SYSTEM = "system"
 IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:idempotency")
 PROPOSAL_LOG_NAMESPACE = uuid5(NAMESPACE_URL, "urn:prepmeet:meeting-proposals")
 RETRIES = 8
-AUTHENTICATED_MAX = 10_000
+TOKEN_HOLDERS_MAX = 100_000
 PEOPLE_MAX = 100_000
 BASE_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic", "actor")
 REDACTED_FIELDS = ("token_hash", "idempotency")
@@ -170,7 +170,7 @@ class PreparatoryMeetings(Application[UUID]):
         self.chain = Chain(self.recorder)
         self._meeting_locks: dict[str, SharedExclusiveLock] = {}
         self._locks_lock = threading.Lock()
-        self._authenticated: dict[str, tuple[int, User]] = {}
+        self._token_holders: dict[str, UUID] = {}
         self._people: dict[str, Person] = {}
         self._aggregate_locks = KeyedLocks()
         self._group = GroupCommit(self._record, self._notify, self._log_event, self._log_head)
@@ -374,20 +374,21 @@ class PreparatoryMeetings(Application[UUID]):
         if not token or len(token) > 512:
             raise Unauthenticated("invalid bearer token")
         hashed = token_hash(token)
-        # an answer stays good while nothing at all has been recorded since it was given
-        head = self.last_position()
-        known = self._authenticated.get(hashed)
-        if known is not None and known[0] == head:
-            return known[1]
-        index = self._find(ApiToken, token_index_id(hashed), shared=True)
-        if index is None:
-            raise Unauthenticated("invalid bearer token")
-        user = self._find(User, UUID(index.user_id), shared=True)
+        # a token's index never changes once issued, so whose token it is is read once; the
+        # user is read on every request (one query for what is newer than the cached copy),
+        # so a revocation recorded by any process refuses the token at once
+        holder = self._token_holders.get(hashed)
+        if holder is None:
+            index = self._find(ApiToken, token_index_id(hashed), shared=True)
+            if index is None:
+                raise Unauthenticated("invalid bearer token")
+            holder = UUID(index.user_id)
+            if len(self._token_holders) >= TOKEN_HOLDERS_MAX:
+                self._token_holders.clear()
+            self._token_holders[hashed] = holder
+        user = self._find(User, holder, shared=True)
         if user is None or not user.holds(hashed):
             raise Unauthenticated("invalid bearer token")
-        if len(self._authenticated) >= AUTHENTICATED_MAX:
-            self._authenticated.clear()
-        self._authenticated[hashed] = (head, user)
         return user
 
     def _user(self, actor: str) -> Person | None:
