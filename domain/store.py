@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 EVENTS_FILE = "events.sqlite"
+SQLITE_TOPIC = "domain.sqlite_store:Factory"
+"""The ``PERSISTENCE_MODULE`` of the SQLite store (see :mod:`domain.sqlite_store`)."""
 
 
 class StoreUnavailable(Exception):
@@ -75,7 +77,7 @@ def store_env(
     path = data_dir / EVENTS_FILE
     check_sqlite_durability(path)
     env.update(
-        PERSISTENCE_MODULE="eventsourcing.sqlite",
+        PERSISTENCE_MODULE=SQLITE_TOPIC,
         SQLITE_DBNAME=str(path),
         SQLITE_LOCK_TIMEOUT="10",
     )

@@ -1,0 +1,80 @@
+"""The SQLite recorder: one statement per read and per commit, the library's behaviour kept."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+from domain.application import PreparatoryMeetings
+from domain.sqlite_store import ROWS_PER_INSERT, Recorder
+from domain.store import store_env
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[Recorder]:
+    app = PreparatoryMeetings(env=store_env(tmp_path, None))
+    assert isinstance(app.recorder, Recorder)
+    yield app.recorder
+    app.close()
+
+
+def stored(originator: UUID, version: int, topic: str = "t:Event") -> StoredEvent:
+    return StoredEvent(originator, version, topic, f"{originator.hex}/{version}".encode())
+
+
+def test_a_commit_larger_than_one_statement_keeps_the_order_given(recorder: Recorder) -> None:
+    originators = [uuid4() for _ in range(7)]
+    events = [stored(o, v) for v in range(1, 200) for o in originators]  # interleaved
+    assert len(events) > 2 * ROWS_PER_INSERT
+    ids = recorder.insert_events(events)
+    assert ids is not None
+    assert ids == list(range(1, len(events) + 1))
+    notes = recorder.select_notifications(1, len(events) + 10)
+    assert [(n.originator_id, n.originator_version, n.state) for n in notes] == [
+        (e.originator_id, e.originator_version, e.state) for e in events
+    ]
+    assert recorder.max_notification_id() == len(events)
+
+
+def test_a_version_taken_fails_the_whole_commit(recorder: Recorder) -> None:
+    a, b = uuid4(), uuid4()
+    recorder.insert_events([stored(a, 1)])
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([stored(b, 1), stored(b, 2), stored(a, 1)])
+    assert recorder.select_events(b) == []
+    assert recorder.max_notification_id() == 1
+
+
+def test_reads_answer_as_the_library_does(recorder: Recorder) -> None:
+    a, b = uuid4(), uuid4()
+    recorder.insert_events([stored(a, v, "t:A" if v % 2 else "t:B") for v in range(1, 9)])
+    recorder.insert_events([stored(b, 1, "t:A")])
+    library = SQLiteApplicationRecorder(recorder.datastore)
+    for kwargs in ({}, {"gt": 2}, {"lte": 5}, {"gt": 2, "lte": 6, "desc": True, "limit": 2}):
+        assert recorder.select_events(a, **kwargs) == library.select_events(a, **kwargs)  # type: ignore[arg-type]
+    for args, kw in (
+        ((1, 100), {}),
+        ((3, 4), {}),
+        ((2, 100), {"stop": 6, "inclusive_of_start": False}),
+        ((None, 100), {"topics": ["t:A"]}),
+        ((4, 100), {"topics": ["t:B"], "stop": 8}),
+    ):
+        assert recorder.select_notifications(*args, **kw) == library.select_notifications(
+            *args, **kw
+        )
+    assert recorder.max_notification_id() == library.max_notification_id() == 9
+
+
+def test_a_failed_read_raises_the_library_error(recorder: Recorder) -> None:
+    with sqlite3.connect(recorder.datastore.pool.db_name) as conn:
+        conn.execute(f"ALTER TABLE {recorder.events_table_name} RENAME TO gone")
+    with pytest.raises(OperationalError):
+        recorder.max_notification_id()
+    with pytest.raises(OperationalError):
+        recorder.select_events(uuid4())
