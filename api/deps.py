@@ -117,7 +117,7 @@ def readable_meeting(container: Container, user: User, meeting_id: str) -> dict[
     if meeting is None:
         raise NotFound("meeting", meeting_id)
     sees_all = user.secretariat or user.ministerial
-    if not sees_all and str(user.id) not in container.views.participants(meeting_id):
+    if not sees_all and not container.views.takes_part(meeting_id, str(user.id)):
         raise NotFound("meeting", meeting_id)
     return meeting
 

@@ -551,6 +551,14 @@ class ReadModel(ABC):
         )
         return meeting_item(rows[0]) if rows else None
 
+    def takes_part(self, meeting_id: UUID | str, user_id: str) -> bool:
+        """Whether the user is enrolled in the meeting."""
+        rows = self.fetch(
+            "SELECT 1 FROM pm_participants WHERE meeting_id = ? AND user_id = ?",
+            (_meeting_key(meeting_id), user_id),
+        )
+        return bool(rows)
+
     def participants(self, meeting_id: UUID | str) -> dict[str, dict[str, Any]]:
         """The meeting's participants: user id to ``{role, themes}``."""
         rows = self.fetch(
