@@ -34,9 +34,12 @@ def rfc3339(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)
 def id_text(value: UUID | str) -> str:
-    """The canonical text of an aggregate id (memoised: events repeat the same few ids)."""
+    """The canonical text of an aggregate id (memoised: events repeat the same few ids).
+
+    The bound is small: a long history holds far more ids than a batch repeats, and every
+    one kept holds its UUID and text in memory for the life of the process."""
     return str(value)
 
 
