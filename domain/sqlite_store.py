@@ -11,8 +11,7 @@ state of the file) and inserts the events of a commit with one statement.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -55,17 +54,18 @@ def persistence_error(error: sqlite3.Error) -> PersistenceError:
 
 
 class Recorder(SQLiteApplicationRecorder):
-    @contextmanager
-    def _reading(self) -> Iterator[SQLiteCursor]:
-        """A cursor for one ``SELECT``, outside any explicit transaction."""
+    def _select(self, statement: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """The rows of one ``SELECT``, run outside any explicit transaction."""
         with self.datastore.get_connection(commit=False) as conn:
-            cursor = conn.cursor()
+            cursor = conn.cursor().sqlite_cursor
             try:
-                yield cursor
+                cursor.execute(statement, params)
+                rows: list[sqlite3.Row] = cursor.fetchall()
+                return rows
             except sqlite3.Error as e:
                 raise persistence_error(e) from e
             finally:
-                cursor.sqlite_cursor.close()
+                cursor.close()
 
     def select_events(
         self,
@@ -90,9 +90,6 @@ class Recorder(SQLiteApplicationRecorder):
         if limit is not None:
             statement += "LIMIT ? "
             params.append(limit)
-        with self._reading() as c:
-            c.execute(statement, params)
-            rows = c.fetchall()
         convert = self.convert_originator_id
         return [
             StoredEvent(
@@ -101,7 +98,7 @@ class Recorder(SQLiteApplicationRecorder):
                 topic=row["topic"],
                 state=row["state"],
             )
-            for row in rows
+            for row in self._select(statement, params)
         ]
 
     def select_notifications(
@@ -127,9 +124,6 @@ class Recorder(SQLiteApplicationRecorder):
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
         statement = f"SELECT rowid, * FROM {self.events_table_name} {where}ORDER BY rowid LIMIT ?"
         params.append(limit)
-        with self._reading() as c:
-            c.execute(statement, params)
-            rows = c.fetchall()
         convert = self.convert_originator_id
         return [
             Notification(
@@ -139,12 +133,12 @@ class Recorder(SQLiteApplicationRecorder):
                 topic=row["topic"],
                 state=row["state"],
             )
-            for row in rows
+            for row in self._select(statement, params)
         ]
 
     def max_notification_id(self) -> int:
-        with self._reading() as c:
-            return self._max_notification_id(c)
+        value: int = self._select(self.select_max_notification_id_statement)[0][0]
+        return value
 
     def _insert_events(
         self,

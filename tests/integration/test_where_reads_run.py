@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.container import Container
+from api.errors import HttpProblem
 from api.settings import Settings
 from domain.application import SYSTEM
 
@@ -47,8 +48,6 @@ def test_reads_run_where_the_store_wants_them(
 def test_views_behind_are_awaited_off_the_loop(tmp_path: Path) -> None:
     """With the projector stopped, the views lag: the wait runs in the pool, and the event
     loop goes on serving other work until it ends in the 503 of a lagging read."""
-    from api.errors import HttpProblem
-
     container = Container(settings(tmp_path, None).model_copy(update={"read_wait_timeout": 0.5}))
     try:
         container.app.create_user(SYSTEM, "Amina Qureshi", "UN DPO", secretariat=True)
