@@ -14,15 +14,21 @@ variable fonts that reportlab reads at their default instance (Regular): there i
 so headings differ by size and colour. reportlab writes characters beyond U+FFFF (emoji)
 into a font's ToUnicode map as bare code points; `pdf_fonts()` makes it write them as
 UTF-16, as PDF requires, so that they can be copied and searched.
+
+`Font` is reportlab's TTFont with a faster `splitString` for the common case (every
+character of the string already given a code in the document's first subset): one
+`str.translate` instead of a Python loop over the characters; the bytes are the same.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from reportlab import rl_config
 from reportlab.lib.fonts import addMapping
@@ -83,6 +89,43 @@ def _outside(chars: frozenset[int]) -> re.Pattern[str]:
     return re.compile(f"[^{''.join(ranges)}]")
 
 
+class Font(TTFont):
+    """A TrueType font that encodes text already seen in a document with one translate."""
+
+    last: tuple[Callable[[], Any], Any] = (lambda: None, None)
+    """The document of the last call (weakly) and its state: a shortcut past the weak
+    dictionary, which costs more than the encoding itself."""
+
+    def splitString(self, text: Any, doc: Any, encoding: str = "utf-8") -> list[tuple[int, bytes]]:
+        last_doc, state = self.last
+        if last_doc() is not doc:
+            state = self.state.get(doc)
+            if state is not None:
+                self.last = (weakref.ref(doc), state)
+        if state is not None and text and isinstance(text, str):
+            known = self._first_subset(state)
+            if known[1].issuperset(text):
+                return [(0, text.translate(known[2]).encode("latin-1"))]
+        result: list[tuple[int, bytes]] = super().splitString(text, doc, encoding)
+        return result
+
+    @staticmethod
+    def _first_subset(state: Any) -> tuple[int, frozenset[str], dict[int, int]]:
+        """The characters with a code in subset 0 and their codes, for the current
+        assignments (rebuilt when characters were added since)."""
+        assignments: dict[int, int] = state.assignments
+        known: tuple[int, frozenset[str], dict[int, int]] | None = getattr(
+            state, "prepmeet_first_subset", None
+        )
+        if known is None or known[0] != len(assignments):
+            codes = {char: code for char, code in assignments.items() if code < 0x100}
+            if 32 in codes:
+                codes[0xA0] = codes[32]  # reportlab sets a no-break space as a space
+            known = (len(assignments), frozenset(map(chr, codes)), codes)
+            state.prepmeet_first_subset = known
+        return known
+
+
 _lock = threading.Lock()
 _fonts: FontSet | None = None
 
@@ -90,7 +133,7 @@ _fonts: FontSet | None = None
 def _load(name: str, package: str, filename: str, index: int) -> frozenset[int] | None:
     try:
         path = resources.files(package).joinpath(filename)
-        font = TTFont(name, str(path), subfontIndex=index)
+        font = Font(name, str(path), subfontIndex=index)
     except (ModuleNotFoundError, FileNotFoundError, OSError):
         return None
     pdfmetrics.registerFont(font)
