@@ -21,8 +21,10 @@ import hashlib
 import io
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping
-from itertools import groupby
+from itertools import accumulate, groupby, repeat
+from operator import add
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -35,6 +37,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
+from reportlab.pdfgen.textobject import PDFTextObject
 from reportlab.platypus import (
     CondPageBreak,
     Flowable,
@@ -45,6 +48,7 @@ from reportlab.platypus import (
     Table,
     TableStyle,
 )
+from reportlab.platypus.paragraph import split as split_words  # type: ignore[attr-defined]
 
 from .fonts import FontSet, pdf_fonts
 from .model import (
@@ -64,10 +68,153 @@ LABEL_WIDTH = 3.4 * cm
 UN_BLUE = colors.HexColor("#0a5a9c")
 GREY = colors.HexColor("#555555")
 TOTAL_PAGES_FORM = "prepmeetTotalPages"
+THEME_ROOM = 3 * cm
+"""A theme's heading starts no closer to the foot of a page, so that its first
+recommendation's heading can follow it."""
 
 _BIDI = re.compile(
     "[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]"
 )
+
+
+class _Text(Flowable):
+    """Plain left-to-right text in one font, broken into lines by `_Writer.wrapped` and drawn
+    as one text object: what a Paragraph does with such text, without parsing markup. Laid
+    out like one (first baseline a font size below the top, no single line left at the foot
+    of a frame), it splits between lines."""
+
+    def __init__(
+        self, writer: _Writer, text: str, style: ParagraphStyle, lines: list[str] | None = None
+    ) -> None:
+        super().__init__()
+        self.writer, self.text, self.style = writer, text, style
+        self.spaceBefore, self.spaceAfter = style.spaceBefore, style.spaceAfter
+        self.first = True
+        self.lines = lines
+        self.laid_out_for: float | None = -1.0 if lines is None else None  # None: lines given
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        if self.laid_out_for is not None and self.laid_out_for != availWidth:
+            self.lines = self.writer.wrapped(self.text, self.style, availWidth)
+            self.laid_out_for = availWidth
+        self.width = availWidth
+        self.height = len(self.lines or ()) * self.style.leading
+        return self.width, self.height
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:
+        return list(self.parts(availWidth, availHeight))
+
+    def parts(self, availWidth: float, availHeight: float) -> list[_Text]:
+        """This block split between lines to fit `availHeight` (itself when it fits, none
+        when not even two lines fit)."""
+        self.wrap(availWidth, availHeight)
+        lines = self.lines or []
+        fits = int(availHeight / self.style.leading)
+        if fits <= 1:
+            return []
+        if fits >= len(lines):
+            return [self]
+        head = _Text(self.writer, self.text, self.style, lines[:fits])
+        head.first, head.spaceAfter = self.first, 0
+        tail = _Text(self.writer, self.text, self.style, lines[fits:])
+        tail.first, tail.spaceBefore = False, 0
+        return [head, tail]
+
+    def draw(self) -> None:
+        style = self.style
+        text = self.canv.beginText()
+        text.setFont(style.fontName, style.fontSize, style.leading)
+        text.setFillColor(style.textColor)
+        self.text_lines(text, self.height)
+        self.canv.drawText(text)
+
+    def text_lines(self, text: PDFTextObject, top: float) -> None:
+        """The lines into a text object set in this style's font, `top` the block's top."""
+        style = self.style
+        lines = self.lines or []
+        baseline = top - style.fontSize
+        if self.first and style.firstLineIndent and lines:
+            text.setTextOrigin(style.leftIndent + style.firstLineIndent, baseline)
+            text.textLine(lines[0])
+            baseline, lines = baseline - style.leading, lines[1:]
+        text.setTextOrigin(style.leftIndent, baseline)
+        for line in lines:
+            text.textLine(line)
+
+
+class _Column(Flowable):
+    """Blocks of plain text stacked as a frame stacks paragraphs, drawn as one text object.
+    The gap between two blocks is the larger of the space after the one and before the
+    other; a block with room set is not started closer than that to the foot of the frame,
+    and its space before adds to the space after the block above (both what a CondPageBreak
+    before it does). It splits between blocks, or within a block between its lines."""
+
+    def __init__(self, blocks: list[tuple[_Text, float]]) -> None:
+        super().__init__()
+        self.blocks = blocks
+        first, last = blocks[0][0], blocks[-1][0]
+        self.spaceBefore, self.spaceAfter = first.spaceBefore, last.spaceAfter
+        self.tops: list[float] = []
+
+    def _fit(self, width: float, height: float) -> int | None:
+        """Lay the blocks out from the top down, each block's top in `tops`, as far as
+        `height` allows: the first block that does not fit whole (too tall, or too close
+        to the foot for its room), or None when they all fit."""
+        used, self.tops = 0.0, []
+        previous: _Text | None = None
+        for index, (block, room) in enumerate(self.blocks):
+            block.wrap(width, height)
+            if previous is not None:
+                if room and height - used - previous.spaceAfter < room:
+                    return index
+                after = previous.spaceAfter
+                used += after + block.spaceBefore if room else max(block.spaceBefore, after)
+            elif room and height < room:
+                return index
+            if used + block.height > height:
+                self.tops.append(used)
+                return index
+            self.tops.append(used)
+            used += block.height
+            previous = block
+        self.height = used
+        return None
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        self.width = availWidth
+        if self._fit(availWidth, availHeight) is not None:
+            self.height = availHeight + 1  # does not fit: have it split
+        return self.width, self.height
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:
+        stop = self._fit(availWidth, availHeight)
+        if stop is None:
+            return [self]
+        head, tail = self.blocks[:stop], self.blocks[stop:]
+        if len(self.tops) > stop:  # the block is too tall: split it between lines
+            block = self.blocks[stop][0]
+            parts = block.parts(availWidth, availHeight - self.tops[stop])
+            if len(parts) == 2:
+                head = [*head, (parts[0], 0.0)]
+                tail = [(parts[1], 0.0), *tail[1:]]
+        if not head:
+            return []
+        return [_Column(head), _Column(tail)]
+
+    def draw(self) -> None:
+        text = self.canv.beginText()
+        font: tuple[str, float, float] | None = None
+        color = None
+        for (block, _), top in zip(self.blocks, self.tops, strict=True):
+            style = block.style
+            if (style.fontName, style.fontSize, style.leading) != font:
+                font = (style.fontName, style.fontSize, style.leading)
+                text.setFont(*font)
+            if style.textColor != color:
+                color = style.textColor
+                text.setFillColor(color)
+            block.text_lines(text, self.height - top)
+        self.canv.drawText(text)
 
 
 class _Heading(Paragraph):
@@ -81,6 +228,7 @@ class _Heading(Paragraph):
 class _Writer:
     def __init__(self, fonts: FontSet) -> None:
         self.fonts = fonts
+        self.widths: dict[tuple[str, float], dict[str, float]] = {}
         base = fonts.base
 
         def style(name: str, size: float, **kw: Any) -> ParagraphStyle:
@@ -92,8 +240,7 @@ class _Writer:
         self.label = style("label", 8.5, textColor=GREY)
         self.value = style("value", 8.5)
         self.part = style("part", 17, textColor=UN_BLUE, spaceBefore=18, spaceAfter=6)
-        self.theme = style("theme", 14, textColor=UN_BLUE, spaceBefore=14, spaceAfter=6,
-                           keepWithNext=1)  # fmt: skip
+        self.theme = style("theme", 14, textColor=UN_BLUE, spaceBefore=14, spaceAfter=6)
         self.rec = style("rec", 11, leading=15, spaceBefore=9, spaceAfter=1)
         self.body = style("body", 10, leading=14)
         self.empty = style("empty", 10, textColor=GREY)
@@ -138,7 +285,9 @@ class _Writer:
 
     def para(
         self, text: str, style: ParagraphStyle, width: float = WIDTH, rtl: bool | None = None
-    ) -> Paragraph:
+    ) -> Flowable:
+        if not _BIDI.search(text) and not self.fonts.foreign.search(text):
+            return _Text(self, text, style)
         inner = width - style.leftIndent - style.rightIndent
         markup, right = self.lines(text, style.fontSize, inner, rtl)
         return Paragraph(markup, _right_aligned(style) if right else style)
@@ -147,15 +296,136 @@ class _Writer:
         markup, right = self.lines(text, style.fontSize, WIDTH, rtl)
         return _Heading(markup, _right_aligned(style) if right else style, (text, level))
 
-    def recommendation(self, rec: Recommendation) -> list[Flowable]:
-        """Heading and wording as two plain paragraphs (far faster to lay out than one with
-        a line break), the heading kept off the foot of a page by a conditional break."""
+    def recommendation(self, rec: Recommendation) -> list[tuple[Flowable, float]]:
+        """Heading and wording, the heading kept 2 cm off the foot of a page."""
         heading = self.para(rec.heading, self.rec, rtl=False)
-        return [CondPageBreak(2 * cm), heading, self.para(rec.text or "—", self.body)]
+        return [(heading, 2 * cm), (self.para(rec.text or "—", self.body), 0.0)]
 
-    def provenance(self, rec: Recommendation) -> Paragraph:
+    def provenance(self, rec: Recommendation) -> Flowable:
         facts = " · ".join(f"{label}: {value}" for label, value in rec.provenance)
         return self.para(f"{rec.heading} — {facts}", self.annex, rtl=False)
+
+    @staticmethod
+    def stacked(items: list[tuple[Flowable, float]]) -> list[Flowable]:
+        """Flowables, each with the room it needs below it to start (0 for none), with runs
+        of plain text gathered into columns: laying out a few columns costs far less than
+        laying out thousands of paragraphs one by one."""
+        out: list[Flowable] = []
+        run: list[tuple[_Text, float]] = []
+        for flowable, room in items:
+            if isinstance(flowable, _Text):
+                run.append((flowable, room))
+                continue
+            out += _Writer._column(run)
+            run = []
+            out += [CondPageBreak(room), flowable] if room else [flowable]
+        return out + _Writer._column(run)
+
+    @staticmethod
+    def _column(run: list[tuple[_Text, float]]) -> list[Flowable]:
+        if not run:
+            return []
+        room = run[0][1]
+        return [CondPageBreak(room), _Column(run)] if room else [_Column(run)]
+
+    def wrapped(self, text: str, style: ParagraphStyle, width: float) -> list[str]:
+        """Plain text (every character in the base font) broken into lines as a Paragraph
+        breaks it: words split at white space other than no-break spaces, each line filled
+        greedily (allowing the style's space shrinkage), a newline always breaking, and a
+        word longer than its line cut, its first piece finishing the line it starts on."""
+        if not text.strip():
+            return []
+        font, size = style.fontName, style.fontSize
+        measured = self.widths.setdefault((font, size), {})
+        inner = width - style.leftIndent - style.rightIndent
+        lines: list[str] = []
+        limit = inner - style.firstLineIndent
+        for logical in text.split("\n"):
+            words = [word for word in split_words(logical) if word]
+            if not words:
+                lines.append("")
+            while words:
+                words = self._fill(lines, words, font, size, measured, limit, inner, style)
+                limit = inner
+            limit = inner
+        return lines
+
+    def _fill(
+        self,
+        lines: list[str],
+        words: list[str],
+        font: str,
+        size: float,
+        measured: dict[str, float],
+        limit: float,
+        inner: float,
+        style: ParagraphStyle,
+    ) -> list[str]:
+        """Lines of `words` appended to `lines`, the first `limit` wide and the others `inner`;
+        the words left when a long word was cut (its last piece first), else none.
+
+        A line's last word is found by bisection over the running sum of word and space
+        widths, not by measuring word after word."""
+        for word in set(words).difference(measured):
+            measured[word] = stringWidth(word, font, size)
+        space = measured.get(" ") or measured.setdefault(" ", stringWidth(" ", font, size))
+        shrink = style.spaceShrinkage * space
+        sizes = list(map(measured.__getitem__, words))
+        starts = list(accumulate(map(add, sizes, repeat(space)), initial=0.0))
+        ends = list(map(add, starts, sizes))
+        first, count = 0, len(words)
+        while first < count:
+            base = starts[first]
+            last = bisect_right(ends, base + limit, first) - 1
+            while last + 1 < count and ends[last + 1] - base <= limit + shrink * (last + 1 - first):
+                last += 1
+            if last < first:  # the line's first word is longer than the line
+                pieces = self._cut(words[first], font, size, measured, 0.0, limit, inner)
+                if len(pieces) > 1:
+                    lines += pieces[:-1]
+                    return [pieces[-1], *words[first + 1 :]]
+                lines.append(words[first])
+                first, limit = first + 1, inner
+                continue
+            following = last + 1
+            if following < count and sizes[following] > limit:
+                offset = ends[last] - base + space
+                pieces = self._cut(words[following], font, size, measured, offset, limit, inner)
+                if len(pieces) > 1:  # its first piece ends this line
+                    head = words[first:following] + ([pieces[0]] if pieces[0] else [])
+                    lines.append(" ".join(head))
+                    lines += pieces[1:-1]
+                    return [pieces[-1], *words[following + 1 :]]
+            lines.append(" ".join(words[first:following]))
+            first, limit = following, inner
+        return []
+
+    @staticmethod
+    def _cut(
+        word: str,
+        font: str,
+        size: float,
+        measured: dict[str, float],
+        offset: float,
+        first: float,
+        rest: float,
+    ) -> list[str]:
+        """A word cut into pieces: the first fills a line of `first` from `offset`, each
+        other a line of `rest` (the last may be shorter); a character wider than a line is
+        never left alone on the line before it."""
+        pieces: list[str] = []
+        piece, used, limit = "", offset, first
+        for char in word:
+            char_width = measured.get(char)
+            if char_width is None:
+                char_width = measured[char] = stringWidth(char, font, size)
+            if used + char_width > limit and (piece or char_width <= rest):
+                pieces.append(piece)
+                piece, used, limit = "", 0.0, rest
+            piece += char
+            used += char_width
+        pieces.append(piece)
+        return pieces
 
     def _break(self, text: str, size: float, limit: float) -> list[str]:
         """Greedy line breaking in logical order, cutting a word longer than a line."""
@@ -216,15 +486,16 @@ class _Writer:
                 story += [PageBreak()] if index else []
                 story += [self.heading(part.heading, self.part, 1, False), self.facts(part.facts)]
             for theme in part.themes:
+                story += [CondPageBreak(THEME_ROOM)]
                 story.append(self.heading(theme.heading, self.theme, level, False))
                 if not theme.recommendations:
                     story.append(self.para(NO_RECOMMENDATIONS, self.empty))
-                for rec in theme.recommendations:
-                    story += self.recommendation(rec)
-            story += [Spacer(0, 6), self.heading(ANNEX_TITLE, self.theme, level, False)]
-            story += [self.provenance(rec) for rec in part.recommendations] or [
-                self.para(NO_RECOMMENDATIONS, self.empty)
-            ]
+                items = [item for rec in theme.recommendations for item in self.recommendation(rec)]
+                story += self.stacked(items)
+            story += [Spacer(0, 6), CondPageBreak(THEME_ROOM)]
+            story.append(self.heading(ANNEX_TITLE, self.theme, level, False))
+            annex = [(self.provenance(rec), 0.0) for rec in part.recommendations]
+            story += self.stacked(annex) or [self.para(NO_RECOMMENDATIONS, self.empty)]
         return story
 
 

@@ -1,0 +1,138 @@
+"""The PDF's own layout of plain text: lines broken exactly as reportlab's Paragraph breaks
+them, text encoded to the same bytes as reportlab encodes it, and pages that keep a
+recommendation's heading off the foot of a page."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pypdf import PdfReader
+from reportlab.lib.units import cm as CENTIMETRE
+from reportlab.pdfbase.pdfmetrics import getFont
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import Paragraph
+
+from projections.documents import render, seal
+from projections.documents.as_pdf import LABEL_WIDTH, MARGIN, WIDTH, _Writer
+from projections.documents.fonts import BASE, pdf_fonts
+
+WORDS = st.sampled_from(
+    ["peace", "keeping", "UN", "a", "Force", "Commander", "—", "(1,000)", "mission's",
+     "x" * 90, "situational-awareness", "Ⅻ", "ß", "Ωmega"]
+)  # fmt: skip
+SEPARATORS = st.sampled_from([" ", "  ", "\t", " \xa0", "\xa0"])
+
+
+def paragraph_lines(text: str, style: Any, width: float) -> list[str]:
+    """The lines reportlab's Paragraph makes of `text` (words joined by a space)."""
+    para = Paragraph(text, style)
+    para.wrap(width, 10_000)
+    return [" ".join(words) for _, words in para.blPara.lines]
+
+
+@pytest.fixture(scope="module")
+def writer() -> _Writer:
+    return _Writer(pdf_fonts())
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    words=st.lists(WORDS, min_size=1, max_size=60),
+    separators=st.lists(SEPARATORS, min_size=60, max_size=60),
+    width=st.sampled_from([WIDTH, WIDTH - LABEL_WIDTH, LABEL_WIDTH, 120.0]),
+    kind=st.sampled_from(["body", "rec", "annex", "value"]),
+)
+def test_plain_text_breaks_into_the_lines_a_paragraph_makes(
+    writer: _Writer, words: list[str], separators: list[str], width: float, kind: str
+) -> None:
+    text = "".join(word + sep for word, sep in zip(words, separators, strict=False)).strip()
+    style = getattr(writer, kind)
+    ours = writer.wrapped(text, style, width)
+    assert ours == paragraph_lines(text, style, width)
+    assert ours, text
+
+
+def test_a_word_longer_than_the_line_is_cut_from_where_the_line_has_room(writer: _Writer) -> None:
+    text = "peace " + "x" * 400 + " keeping"
+    lines = writer.wrapped(text, writer.body, WIDTH)
+    assert lines == paragraph_lines(text, writer.body, WIDTH)
+    assert lines[0].startswith("peace x") and lines[-1].endswith(" keeping")
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert len(lines) >= 3
+
+
+def test_a_newline_always_starts_a_line_and_blank_text_has_none(writer: _Writer) -> None:
+    assert writer.wrapped("one\ntwo words\n\nthree", writer.body, WIDTH) == [
+        "one",
+        "two words",
+        "",
+        "three",
+    ]
+    assert writer.wrapped(" \t ", writer.body, WIDTH) == []
+
+
+class Document:
+    """Stands for a PDF document, which fonts keep their per-document subsets by."""
+
+
+def test_text_is_encoded_to_the_bytes_reportlab_would_write() -> None:
+    pdf_fonts()
+    ours = getFont(BASE)
+    theirs = TTFont("PrepmeetSansReference", ours.face.filename)
+    doc_ours, doc_theirs = Document(), Document()
+    texts = ["plain text", "ß and Ωmega", "no\xa0break", "", "日本", "plain text again", "ß"]
+    for text in texts * 2:
+        assert ours.splitString(text, doc_ours) == theirs.splitString(text, doc_theirs), text
+    other = Document()  # another document has subsets of its own
+    assert ours.splitString("Ωmega", other) == theirs.splitString("Ωmega", Document())
+
+
+def recommendation(theme: int, n: int, title: str, text: str) -> dict[str, Any]:
+    return {
+        "number": f"{theme}.{n}",
+        "proposal_id": f"2b7e1c40-0000-4000-8000-{theme:04d}{n:08d}",
+        "title": title,
+        "text": text,
+        "proposer": {"name": "Ayesha Khan", "delegation": "Pakistan"},
+        "endorsements": [],
+        "approved_by": "Amb. Farah Qureshi",
+        "approved_at": "2025-04-16T10:00:00Z",
+        "merged_from": [],
+    }
+
+
+def test_no_recommendation_heading_starts_near_the_foot_of_a_page() -> None:
+    long = "Equip every mission with a common situational-awareness platform. " * 12
+    recs = [
+        recommendation(1, n, f"Heading {n}", long if n % 3 == 0 else long[: 40 * n % 700 + 20])
+        for n in range(1, 121)
+    ]
+    doc = seal({
+        "meeting": {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
+                    "venue": "Islamabad", "starts_on": "2025-04-15", "ends_on": "2025-04-16",
+                    "hosts": ["Pakistan"], "ministerial": "berlin-2025"},
+        "status": "open", "outcome_version": None, "position": 9,
+        "themes": [{"number": 1, "key": "technology", "title": "Use of technology",
+                    "recommendations": recs}],
+    })  # fmt: skip
+    reader = PdfReader(io.BytesIO(render(doc, "pdf")))
+    headings: list[tuple[int, float]] = []
+    for number, page in enumerate(reader.pages):
+
+        def visit(text: str, cm: Any, tm: Any, font: Any, size: float, page: int = number) -> None:
+            if text.startswith("1.") and "Heading" in text and size == 11:
+                headings.append((page, cm[5] + tm[5]))
+
+        page.extract_text(visitor_text=visit)
+    assert len(headings) == len(recs)
+    assert len(reader.pages) > 5
+    lowest = min(y for _, y in headings)  # a heading's baseline: 11 pt below its top
+    assert lowest >= MARGIN + 2 * CENTIMETRE - 11 - 1, lowest
+    pages = [page for page, _ in headings]
+    assert pages == sorted(pages)
