@@ -1,5 +1,11 @@
 """PDF through reportlab platypus: A4, fonts embedded, byte-identical for the same document.
 
+Text that is all in the base font and has no right-to-left script (nearly all of it) is
+laid out here rather than by platypus's Paragraph: broken into lines as Paragraph breaks
+it, and stacked in columns (`_Column`) that split across pages, so that a document of a
+thousand recommendations is a few dozen flowables, not thousands. Other text goes through
+Paragraph, as described below.
+
 User text is escaped for reportlab's paragraph markup (`&`, `<`, `>`), so no tag, image or
 link in it is ever interpreted: a render reads no file and opens no connection once the
 fonts are registered (see `fonts`). Dates in the metadata come from the document's
