@@ -39,10 +39,10 @@ from projections.views import (
 
 log = logging.getLogger("prepmeet.projections")
 
-CACHE_LIMIT = 10_000
+CACHE_LIMIT = 4_000
 """Rows kept in memory between batches, beyond which the working set is dropped. Catching
-up on 200,000 events runs as fast with 10,000 as with all of them kept, and the process
-then stays near its size with a short history (about 95 MB against 194 MB)."""
+up on 200,000 events in batches of 500, the process grows by about 17 MB with 4,000 (at
+32,700 events/s) against 32 MB with 10,000 (35,900 events/s)."""
 
 MEETING_UPSERT = upsert(
     "pm_meetings",
