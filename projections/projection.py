@@ -363,8 +363,30 @@ class ViewProjection:
             raise
         self._chunk = chunk
         if len(self._proposals) + len(self._meetings) + len(self._people) > self.cache_limit:
-            self.forget()
+            self._trim(events)
         return position
+
+    def _trim(self, events: Sequence[Decoded]) -> None:
+        """Drop the working set (all of it written by now) but the meetings this batch
+        touched and their folds: those are what the next batches most likely need, and a
+        meeting's fold is the costliest thing to read again (every proposal's state)."""
+        touched: set[str] = set()
+        for _, cls, ev, _ in events:
+            if cls in MEETING_EVENTS:
+                touched.add(id_text(ev.originator_id))
+            elif cls is Proposal.Drafted:
+                touched.add(ev.meeting_id)
+            elif cls in PROPOSAL_EVENTS:
+                proposal = self._proposals.get(id_text(ev.originator_id))
+                if proposal is not None:
+                    touched.add(proposal["meeting_id"])
+        meetings = {m: self._meetings[m] for m in touched if m in self._meetings}
+        folds = {m: self._folds[m] for m in touched if m in self._folds}
+        chunk = self._chunk
+        self.forget()
+        self._meetings.update(meetings)
+        self._folds.update(folds)
+        self._chunk, self._chunk_known = chunk, True
 
     def _statements(self, chunks: list[_Chunk]) -> list[Statement]:
         positions = [

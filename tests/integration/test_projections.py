@@ -299,6 +299,45 @@ def test_views_built_event_by_event_equal_views_rebuilt_from_the_log(side: Side)
     assert forwarded > 0
 
 
+def test_views_are_the_same_whatever_the_working_set_keeps(tmp_path: Path) -> None:
+    """A projector that keeps almost nothing in memory between batches (so that it drops its
+    working set after nearly every batch, keeping only the meetings the batch touched)
+    builds the same views as one that keeps everything, event by event and from scratch."""
+    app = PreparatoryMeetings(env=store_env(tmp_path / "data", None))
+    roomy = open_read_side(tmp_path / "roomy", None)
+    tight = open_read_side(tmp_path / "tight", None)
+    projectors = [Projector(app, model, batch_size=5) for model in (roomy, tight)]
+    projectors[0].projection.cache_limit = 1_000_000
+    projectors[1].projection.cache_limit = 3
+    sides = [Side(app, model, projector, tmp_path, None) for model, projector in
+             zip((roomy, tight), projectors, strict=True)]  # fmt: skip
+    try:
+        tight_projection = projectors[1].projection
+        trims: list[int] = []
+        trim = tight_projection._trim
+
+        def counted(events: Any) -> None:
+            trims.append(len(events))
+            trim(events)
+
+        tight_projection._trim = counted  # type: ignore[method-assign]
+        run_workload(sides[0], commands=250, seed=20250416)
+        end = app.last_position()
+        assert projectors[1].catch_up() == end
+        assert projectors[0].catch_up() == end
+        assert sides[1].dump() == sides[0].dump()
+        assert len(trims) > 20
+        assert len(tight_projection._proposals) <= 5  # what the last batch left, if anything
+        assert projectors[1].rebuild() == end
+        assert sides[1].dump() == sides[0].dump()
+    finally:
+        for projector in projectors:
+            projector.stop()
+        roomy.close()
+        tight.close()
+        app.close()
+
+
 def test_lists_page_through_everything_in_order(side: Side) -> None:
     world = run_workload(side, commands=120, seed=7)
     side.projector.catch_up()
