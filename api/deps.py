@@ -122,6 +122,18 @@ def readable_meeting(container: Container, user: User, meeting_id: str) -> dict[
     return meeting
 
 
+def readable_download(container: Container, user: User, meeting_id: str) -> tuple[str, int]:
+    """The meeting's title and its live document's position, when the user may read the
+    meeting (as :func:`readable_meeting` decides); else not found."""
+    head = container.views.download_head(meeting_id, str(user.id))
+    if head is None:
+        raise NotFound("meeting", meeting_id)
+    title, takes_part, position = head
+    if not (user.secretariat or user.ministerial or takes_part):
+        raise NotFound("meeting", meeting_id)
+    return title, position
+
+
 def readable_proposal(container: Container, user: User, proposal_id: str) -> dict[str, Any]:
     """The proposal as the views hold it, when the user may read its meeting; else not found."""
     try:

@@ -718,6 +718,26 @@ class ReadModel(ABC):
 
     # --- documents -------------------------------------------------------------------------
 
+    def download_head(self, meeting_id: UUID | str, user_id: str) -> tuple[str, bool, int] | None:
+        """What a download needs before the document, in one read: the meeting's title,
+        whether the user takes part in it, and its live document's position; ``None``
+        when there is no such meeting."""
+        rows = self.fetch(
+            "SELECT m.title, EXISTS (SELECT 1 FROM pm_participants p WHERE p.meeting_id = m.id "
+            "AND p.user_id = ?), r.position FROM pm_meetings m "
+            "JOIN pm_recommendations r ON r.meeting_id = m.id WHERE m.id = ?",
+            (user_id, _meeting_key(meeting_id)),
+        )
+        if not rows:
+            return None
+        title, takes_part, position = rows[0]
+        return str(title), bool(takes_part), int(position)
+
+    def document_at_position(self, meeting_id: UUID | str, position: int) -> dict[str, Any] | None:
+        """The live document compiled at ``position``, when it is in the cache."""
+        cached: dict[str, Any] | None = self._documents.get((_meeting_key(meeting_id), position))
+        return cached
+
     def cached_document(self, meeting_id: UUID | str) -> dict[str, Any] | None:
         """:meth:`document` when it is compiled already (one indexed read); else ``None``."""
         key = _meeting_key(meeting_id)

@@ -21,6 +21,7 @@ from api.deps import (
     IdempotencyKey,
     NoBody,
     Services,
+    readable_download,
     readable_meeting,
 )
 from api.errors import HttpProblem
@@ -180,17 +181,17 @@ async def recommendations(
 ) -> Response:
     """The compiled recommendations, live or ``as_of`` a position or time."""
     await services.views_ready(after)
-    meeting = await services.read(readable_meeting, services, user, meeting_id)
+    title, position = await services.read(readable_download, services, user, meeting_id)
     chosen = choose_format(fmt, accept, tuple(FORMATS))
     doc = None
     if as_of is None:
-        doc = await services.read(services.views.cached_document, meeting_id)
+        doc = services.views.document_at_position(meeting_id, position)
     if doc is None:  # compiling takes a while: in the thread pool
         doc = await run_in_threadpool(document_at, services, app, meeting_id, as_of)
     body = await services.renders.aget(
         render_key(doc, chosen), functools.partial(chosen.render, doc)
     )
-    name = f"{slug(meeting['title'], meeting_id[:8])}-recommendations-{doc['position']}"
+    name = f"{slug(title, meeting_id[:8])}-recommendations-{doc['position']}"
     return download(request, services, body, chosen, name)
 
 

@@ -299,6 +299,23 @@ def test_views_built_event_by_event_equal_views_rebuilt_from_the_log(side: Side)
     assert forwarded > 0
 
 
+def test_a_download_head_agrees_with_the_views_it_stands_for(side: Side) -> None:
+    world = run_workload(side, commands=120, seed=20250417)
+    side.projector.catch_up()
+    model = side.model
+    users = {str(row[0]) for row in model.fetch("SELECT id FROM pm_users")}
+    answers: set[bool] = set()
+    for mid in world.meetings:
+        meeting, cast = model.meeting(mid), model.participants(mid)
+        assert meeting is not None
+        for uid in sorted(users):
+            head = model.download_head(mid, uid)
+            assert head == (meeting["title"], uid in cast, model.document(mid)["position"])
+            answers.add(head[1])
+    assert answers == {True, False}
+    assert model.download_head("9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", sorted(users)[0]) is None
+
+
 def test_views_are_the_same_whatever_the_working_set_keeps(tmp_path: Path) -> None:
     """A projector that keeps almost nothing in memory between batches (so that it drops its
     working set after nearly every batch, keeping only the meetings the batch touched)
