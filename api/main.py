@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             raise SystemExit(1) from None
     settings = settings or Settings()
     services = container or Container(settings)
+    sys.setswitchinterval(settings.switch_interval_ms / 1000)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -38,3 +38,9 @@ class Settings(BaseSettings):
     rate_limit_per_address: int = Field(default=100, ge=0, description="requests/s; 0 is off")
     sse_connections_per_user: int = Field(default=4, ge=1)
     log_level: str = Field(default="info")
+    switch_interval_ms: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="how long a thread may keep Python's interpreter lock while another waits",
+    )

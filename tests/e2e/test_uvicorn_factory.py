@@ -33,3 +33,34 @@ def test_uvicorn_on_an_unusable_store_exits_with_one_line(store: str, tmp_path: 
     lines = [line for line in done.stderr.splitlines() if line.startswith("prepmeet:")]
     assert len(lines) == 1, done.stderr
     assert "store" in lines[0]
+
+
+def test_the_server_sets_the_interpreter_switch_interval_it_is_given(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREPMEET_")}
+    env.update(PREPMEET_DATA_DIR=str(tmp_path), PREPMEET_SWITCH_INTERVAL_MS="2.5")
+    script = (
+        "import sys; from api.main import create_app; create_app(); print(sys.getswitchinterval())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) == pytest.approx(0.0025)
+
+    env["PREPMEET_SWITCH_INTERVAL_MS"] = "0"
+    refused = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    assert [line for line in refused.stderr.splitlines() if line.startswith("prepmeet:")]
