@@ -380,11 +380,16 @@ class _Writer:
         starts = list(accumulate(map(add, sizes, repeat(space)), initial=0.0))
         ends = list(map(add, starts, sizes))
         first, count = 0, len(words)
+        moved = False  # whether words[first] did not fit on the line above (and was not cut)
         while first < count:
             base = starts[first]
             last = bisect_right(ends, base + limit, first) - 1
             while last + 1 < count and ends[last + 1] - base <= limit + shrink * (last + 1 - first):
                 last += 1
+            if last < first and moved:  # not longer than the line above: it stays whole
+                lines.append(words[first])
+                first, limit, moved = first + 1, inner, False
+                continue
             if last < first:  # the line's first word is longer than the line
                 pieces = self._cut(words[first], font, size, measured, 0.0, limit, inner)
                 if len(pieces) > 1:
@@ -403,7 +408,7 @@ class _Writer:
                     lines += pieces[1:-1]
                     return [pieces[-1], *words[following + 1 :]]
             lines.append(" ".join(words[first:following]))
-            first, limit = following, inner
+            first, limit, moved = following, inner, True
         return []
 
     @staticmethod

@@ -17,7 +17,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph
 
 from projections.documents import render, seal
-from projections.documents.as_pdf import LABEL_WIDTH, MARGIN, WIDTH, _Writer
+from projections.documents.as_pdf import LABEL_WIDTH, MARGIN, PAGE_HEIGHT, WIDTH, _Writer
 from projections.documents.fonts import BASE, pdf_fonts
 
 WORDS = st.sampled_from(
@@ -45,8 +45,8 @@ def writer() -> _Writer:
 @given(
     words=st.lists(WORDS, min_size=1, max_size=60),
     separators=st.lists(SEPARATORS, min_size=60, max_size=60),
-    width=st.sampled_from([WIDTH, WIDTH - LABEL_WIDTH, LABEL_WIDTH, 120.0]),
-    kind=st.sampled_from(["body", "rec", "annex", "value"]),
+    width=st.sampled_from([WIDTH, WIDTH - LABEL_WIDTH, LABEL_WIDTH, 120.0, 60.0]),
+    kind=st.sampled_from(["body", "rec", "annex", "value", "label"]),
 )
 def test_plain_text_breaks_into_the_lines_a_paragraph_makes(
     writer: _Writer, words: list[str], separators: list[str], width: float, kind: str
@@ -107,32 +107,77 @@ def recommendation(theme: int, n: int, title: str, text: str) -> dict[str, Any]:
     }
 
 
-def test_no_recommendation_heading_starts_near_the_foot_of_a_page() -> None:
+def test_no_heading_starts_near_the_foot_of_a_page() -> None:
+    """A recommendation's heading has 2 cm of the page left where it starts (its own space
+    before included), a theme's heading 3 cm, however the recommendations before fall."""
     long = "Equip every mission with a common situational-awareness platform. " * 12
-    recs = [
-        recommendation(1, n, f"Heading {n}", long if n % 3 == 0 else long[: 40 * n % 700 + 20])
-        for n in range(1, 121)
+    themes = [
+        {
+            "number": t,
+            "key": f"theme-{t}",
+            "title": f"Theme {t}",
+            "recommendations": [
+                recommendation(t, n, f"Heading {t}.{n}", long[: (97 * t + 41 * n) % 800 + 20])
+                for n in range(1, 4 + t % 5)
+            ],
+        }
+        for t in range(1, 25)
     ]
     doc = seal({
         "meeting": {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
                     "venue": "Islamabad", "starts_on": "2025-04-15", "ends_on": "2025-04-16",
                     "hosts": ["Pakistan"], "ministerial": "berlin-2025"},
-        "status": "open", "outcome_version": None, "position": 9,
-        "themes": [{"number": 1, "key": "technology", "title": "Use of technology",
-                    "recommendations": recs}],
+        "status": "open", "outcome_version": None, "position": 9, "themes": themes,
     })  # fmt: skip
     reader = PdfReader(io.BytesIO(render(doc, "pdf")))
-    headings: list[tuple[int, float]] = []
+    found: dict[float, list[tuple[int, float]]] = {11: [], 14: []}
     for number, page in enumerate(reader.pages):
 
         def visit(text: str, cm: Any, tm: Any, font: Any, size: float, page: int = number) -> None:
-            if text.startswith("1.") and "Heading" in text and size == 11:
-                headings.append((page, cm[5] + tm[5]))
+            heading = "Heading" in text if size == 11 else text[:1].isdigit() and "Theme" in text
+            if size in found and heading:
+                found[size].append((page, cm[5] + tm[5]))
 
         page.extract_text(visitor_text=visit)
-    assert len(headings) == len(recs)
+    recs = [r for t in themes for r in t["recommendations"]]
+    assert len(found[11]) == len(recs)
+    assert len(found[14]) == len(themes)
     assert len(reader.pages) > 5
-    lowest = min(y for _, y in headings)  # a heading's baseline: 11 pt below its top
-    assert lowest >= MARGIN + 2 * CENTIMETRE - 11 - 1, lowest
-    pages = [page for page, _ in headings]
-    assert pages == sorted(pages)
+    for size, room in ((11, 2 * CENTIMETRE - 9), (14, 3 * CENTIMETRE - 14)):  # less space before
+        lowest = min(y for _, y in found[size])  # a baseline: a font size below the top
+        assert lowest >= MARGIN + room - size - 1, (size, lowest)
+        pages = [page for page, _ in found[size]]
+        assert pages == sorted(pages)
+
+
+def test_a_theme_heading_is_not_left_at_the_foot_of_a_page() -> None:
+    """However long the theme before it, the next theme's heading has 3 cm of the page
+    left where it starts (its 14 pt of space before included)."""
+    word = "peacekeeping "
+    lowest = []
+    for lines in range(30, 60):  # the first theme's one recommendation, lines * ~8 words
+        themes = [
+            {"number": t, "key": f"theme-{t}", "title": f"Theme {t}",
+             "recommendations": [recommendation(t, 1, f"Heading {t}.1", word * 8 * lines)]}
+            for t in (1, 2)
+        ]  # fmt: skip
+        doc = seal({
+            "meeting": {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
+                        "venue": "Islamabad", "starts_on": "2025-04-15", "ends_on": "2025-04-16",
+                        "hosts": ["Pakistan"], "ministerial": "berlin-2025"},
+            "status": "open", "outcome_version": None, "position": 9, "themes": themes,
+        })  # fmt: skip
+        found: list[float] = []
+        for page in PdfReader(io.BytesIO(render(doc, "pdf"))).pages:
+
+            def visit(
+                text: str, cm: Any, tm: Any, font: Any, size: float, found: list[float] = found
+            ) -> None:
+                if size == 14 and text.startswith("2. Theme 2"):
+                    found.append(cm[5] + tm[5])
+
+            page.extract_text(visitor_text=visit)
+        assert len(found) == 1, lines
+        lowest.append(found[0])
+    assert min(lowest) >= MARGIN + 3 * CENTIMETRE - 14 - 14 - 1, min(lowest)
+    assert max(lowest) > PAGE_HEIGHT / 2  # some of them were pushed to a page of their own
