@@ -28,8 +28,8 @@ def positions(services: Container) -> tuple[int, int]:
 
 @router.get("/readyz", response_model=Ready, responses=responses(503))
 async def readyz(services: Services) -> Any:
-    """Two indexed reads, run where reads run best: on the event loop with the embedded
-    store, so that a probe is not queued behind the requests in the thread pool."""
+    # two indexed reads, where reads run best: on the event loop with the embedded store,
+    # so that a probe is not queued behind the requests waiting for the thread pool
     from api.problems import problem
 
     try:
