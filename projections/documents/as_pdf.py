@@ -74,9 +74,12 @@ LABEL_WIDTH = 3.4 * cm
 UN_BLUE = colors.HexColor("#0a5a9c")
 GREY = colors.HexColor("#555555")
 TOTAL_PAGES_FORM = "prepmeetTotalPages"
-THEME_ROOM = 3 * cm
-"""A theme's heading starts no closer to the foot of a page, so that its first
-recommendation's heading can follow it."""
+HEADING_ROOM = 2 * cm
+"""Page left below a heading for it to start there, for what follows it: a recommendation's
+heading has its wording, a theme's heading its first recommendation's heading."""
+
+_PARAGRAPH_ONLY = re.compile("[\u00ad\u200b]")
+"""Soft hyphens and zero-width spaces, which Paragraph breaks at and does not draw."""
 
 _BIDI = re.compile(
     "[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]"
@@ -175,7 +178,7 @@ class _Column(Flowable):
                     return index
                 after = previous.spaceAfter
                 used += after + block.spaceBefore if room else max(block.spaceBefore, after)
-            elif room and height < room:
+            elif room and height + block.spaceBefore < room:  # the frame took the space off
                 return index
             if used + block.height > height:
                 self.tops.append(used)
@@ -197,12 +200,14 @@ class _Column(Flowable):
         if stop is None:
             return [self]
         head, tail = self.blocks[:stop], self.blocks[stop:]
+        parts: list[_Text] = []
         if len(self.tops) > stop:  # the block is too tall: split it between lines
-            block = self.blocks[stop][0]
-            parts = block.parts(availWidth, availHeight - self.tops[stop])
-            if len(parts) == 2:
-                head = [*head, (parts[0], 0.0)]
-                tail = [(parts[1], 0.0), *tail[1:]]
+            parts = self.blocks[stop][0].parts(availWidth, availHeight - self.tops[stop])
+        if len(parts) == 2:
+            head = [*head, (parts[0], 0.0)]
+            tail = [(parts[1], 0.0), *tail[1:]]
+        while head and head[-1][1]:  # a heading does not end a page without what it heads
+            tail.insert(0, head.pop())
         if not head:
             return []
         return [_Column(head), _Column(tail)]
@@ -292,7 +297,8 @@ class _Writer:
     def para(
         self, text: str, style: ParagraphStyle, width: float = WIDTH, rtl: bool | None = None
     ) -> Flowable:
-        if not _BIDI.search(text) and not self.fonts.foreign.search(text):
+        plain = not _BIDI.search(text) and not _PARAGRAPH_ONLY.search(text)
+        if plain and not self.fonts.foreign.search(text):
             return _Text(self, text, style)
         inner = width - style.leftIndent - style.rightIndent
         markup, right = self.lines(text, style.fontSize, inner, rtl)
@@ -305,11 +311,20 @@ class _Writer:
     def recommendation(self, rec: Recommendation) -> list[tuple[Flowable, float]]:
         """Heading and wording, the heading kept 2 cm off the foot of a page."""
         heading = self.para(rec.heading, self.rec, rtl=False)
-        return [(heading, 2 * cm), (self.para(rec.text or "—", self.body), 0.0)]
+        return [(heading, HEADING_ROOM), (self.para(rec.text or "—", self.body), 0.0)]
 
     def provenance(self, rec: Recommendation) -> Flowable:
         facts = " · ".join(f"{label}: {value}" for label, value in rec.provenance)
         return self.para(f"{rec.heading} — {facts}", self.annex, rtl=False)
+
+    @staticmethod
+    def kept(heading: Paragraph) -> list[Flowable]:
+        """A heading after a conditional break, so that it starts only where it and the
+        first heading of what follows fit, with the room that one needs."""
+        style = heading.style
+        _, height = heading.wrap(WIDTH, PAGE_HEIGHT)
+        room = style.spaceBefore + height + style.spaceAfter + HEADING_ROOM
+        return [CondPageBreak(room), heading]
 
     @staticmethod
     def stacked(items: list[tuple[Flowable, float]]) -> list[Flowable]:
@@ -497,14 +512,12 @@ class _Writer:
                 story += [PageBreak()] if index else []
                 story += [self.heading(part.heading, self.part, 1, False), self.facts(part.facts)]
             for theme in part.themes:
-                story += [CondPageBreak(THEME_ROOM)]
-                story.append(self.heading(theme.heading, self.theme, level, False))
+                story += self.kept(self.heading(theme.heading, self.theme, level, False))
                 if not theme.recommendations:
                     story.append(self.para(NO_RECOMMENDATIONS, self.empty))
                 items = [item for rec in theme.recommendations for item in self.recommendation(rec)]
                 story += self.stacked(items)
-            story += [Spacer(0, 6), CondPageBreak(THEME_ROOM)]
-            story.append(self.heading(ANNEX_TITLE, self.theme, level, False))
+            story += [Spacer(0, 6), *self.kept(self.heading(ANNEX_TITLE, self.theme, level, False))]
             annex = [(self.provenance(rec), 0.0) for rec in part.recommendations]
             story += self.stacked(annex) or [self.para(NO_RECOMMENDATIONS, self.empty)]
         return story

@@ -17,7 +17,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph
 
 from projections.documents import render, seal
-from projections.documents.as_pdf import LABEL_WIDTH, MARGIN, PAGE_HEIGHT, WIDTH, _Writer
+from projections.documents.as_pdf import LABEL_WIDTH, MARGIN, WIDTH, _Writer
 from projections.documents.fonts import BASE, pdf_fonts
 
 WORDS = st.sampled_from(
@@ -150,16 +150,32 @@ def test_no_heading_starts_near_the_foot_of_a_page() -> None:
         assert pages == sorted(pages)
 
 
-def test_a_theme_heading_is_not_left_at_the_foot_of_a_page() -> None:
-    """However long the theme before it, the next theme's heading has 3 cm of the page
-    left where it starts (its 14 pt of space before included)."""
+def runs(pdf: bytes) -> list[tuple[int, float, float, str]]:
+    """Each text run of the pages above their footers: page, baseline, font size, text."""
+    found: list[tuple[int, float, float, str]] = []
+    for number, page in enumerate(PdfReader(io.BytesIO(pdf)).pages):
+
+        def visit(text: str, cm: Any, tm: Any, font: Any, size: float, page: int = number) -> None:
+            y = cm[5] + tm[5]
+            if text.strip() and y > MARGIN:
+                found.append((page, y, size, text.strip()))
+
+        page.extract_text(visitor_text=visit)
+    return found
+
+
+def test_no_heading_is_left_at_the_foot_of_a_page_without_what_it_heads() -> None:
+    """However long the theme before it, a theme's heading is on the page of its first
+    recommendation's heading, and a recommendation's heading has 2 cm of the page left
+    where it starts (its 9 pt of space before included) and its wording on the same page."""
     word = "peacekeeping "
-    lowest = []
-    for lines in range(30, 60):  # the first theme's one recommendation, lines * ~8 words
+    for lines, extra in [(n, e) for n in range(30, 62) for e in (0, 2)]:
+        first = [recommendation(1, 1, "Heading 1.1", word * 8 * lines)]
+        first += [recommendation(1, n, f"Heading 1.{n}", "Short.") for n in range(2, 2 + extra)]
         themes = [
-            {"number": t, "key": f"theme-{t}", "title": f"Theme {t}",
-             "recommendations": [recommendation(t, 1, f"Heading {t}.1", word * 8 * lines)]}
-            for t in (1, 2)
+            {"number": 1, "key": "one", "title": "Theme 1", "recommendations": first},
+            {"number": 2, "key": "two", "title": "Theme 2",
+             "recommendations": [recommendation(2, 1, "Heading 2.1", "The wording of 2.1.")]},
         ]  # fmt: skip
         doc = seal({
             "meeting": {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
@@ -167,17 +183,27 @@ def test_a_theme_heading_is_not_left_at_the_foot_of_a_page() -> None:
                         "hosts": ["Pakistan"], "ministerial": "berlin-2025"},
             "status": "open", "outcome_version": None, "position": 9, "themes": themes,
         })  # fmt: skip
-        found: list[float] = []
-        for page in PdfReader(io.BytesIO(render(doc, "pdf"))).pages:
+        found = runs(render(doc, "pdf"))
+        page_of = {text: page for page, _, size, text in found if size in (11, 14)}
+        assert page_of["2. Theme 2"] == page_of["2.1 Heading 2.1"], (lines, extra)
+        for index, (page, y, size, text) in enumerate(found):
+            if size == 11 and "Heading" in text:  # 2 cm left, and the wording on the page
+                assert y >= MARGIN + 2 * CENTIMETRE - 9 - 11 - 1, (lines, extra, text, y)
+                assert found[index + 1][0] == page and found[index + 1][2] == 10, (lines, text)
 
-            def visit(
-                text: str, cm: Any, tm: Any, font: Any, size: float, found: list[float] = found
-            ) -> None:
-                if size == 14 and text.startswith("2. Theme 2"):
-                    found.append(cm[5] + tm[5])
 
-            page.extract_text(visitor_text=visit)
-        assert len(found) == 1, lines
-        lowest.append(found[0])
-    assert min(lowest) >= MARGIN + 3 * CENTIMETRE - 14 - 14 - 1, min(lowest)
-    assert max(lowest) > PAGE_HEIGHT / 2  # some of them were pushed to a page of their own
+def test_soft_hyphens_and_zero_width_spaces_are_break_points_not_glyphs() -> None:
+    soft = "peace\xadkeeping " * 40
+    zero = "10\xa0000 troops\n" + "\u200b".join(["peacekeeping"] * 60)
+    doc = seal({
+        "meeting": {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
+                    "venue": "Islamabad", "starts_on": "2025-04-15", "ends_on": "2025-04-16",
+                    "hosts": ["Pakistan"], "ministerial": "berlin-2025"},
+        "status": "open", "outcome_version": None, "position": 9,
+        "themes": [{"number": 1, "key": "one", "title": "Theme 1", "recommendations": [
+            recommendation(1, 1, "Soft", soft), recommendation(1, 2, "Zero", zero)]}],
+    })  # fmt: skip
+    lines = [text for _, _, size, text in runs(render(doc, "pdf")) if size == 10]
+    assert lines and not any("\xad" in line for line in lines)
+    assert sum(line.count("peacekeeping") for line in lines) >= 40 + 60 - 12  # some are cut
+    assert not any(line.endswith("peac") for line in lines)  # not cut inside a word
