@@ -12,22 +12,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run(argv: list[str], data_dir: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` in the checkout, with only these PREPMEET_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREPMEET_")}
+    env.update(PREPMEET_DATA_DIR=str(data_dir), **settings)
+    return subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 @pytest.mark.parametrize("store", ["garbage sqlite file", "unreachable postgresql"])
 def test_uvicorn_on_an_unusable_store_exits_with_one_line(store: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREPMEET_")}
-    env["PREPMEET_DATA_DIR"] = str(tmp_path)
+    settings = {}
     if store == "garbage sqlite file":
         (tmp_path / "events.sqlite").write_bytes(b"not a database at all")
     else:
-        env["PREPMEET_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none"
-    done = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+        settings["PREPMEET_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none"
+    factory = ["-m", "uvicorn", "--factory", "api.main:create_app", "--port", "0"]
+    done = run(factory, tmp_path, **settings)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("prepmeet:")]
@@ -36,31 +38,14 @@ def test_uvicorn_on_an_unusable_store_exits_with_one_line(store: str, tmp_path: 
 
 
 def test_the_server_sets_the_interpreter_switch_interval_it_is_given(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREPMEET_")}
-    env.update(PREPMEET_DATA_DIR=str(tmp_path), PREPMEET_SWITCH_INTERVAL_MS="2.5")
     script = (
         "import sys; from api.main import create_app; create_app(); print(sys.getswitchinterval())"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run(["-c", script], tmp_path, PREPMEET_SWITCH_INTERVAL_MS="2.5")
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) == pytest.approx(0.0025)
 
-    env["PREPMEET_SWITCH_INTERVAL_MS"] = "0"
-    refused = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = run(["-c", script], tmp_path, PREPMEET_SWITCH_INTERVAL_MS="0")
     assert refused.returncode != 0
     assert "Traceback" not in refused.stderr
     assert [line for line in refused.stderr.splitlines() if line.startswith("prepmeet:")]

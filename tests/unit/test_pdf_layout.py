@@ -107,6 +107,17 @@ def recommendation(theme: int, n: int, title: str, text: str) -> dict[str, Any]:
     }
 
 
+def layout_document(themes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A sealed open document of a meeting called Layout, with these themes."""
+    meeting = {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
+               "venue": "Islamabad", "starts_on": "2025-04-15", "ends_on": "2025-04-16",
+               "hosts": ["Pakistan"], "ministerial": "berlin-2025"}  # fmt: skip
+    return seal(
+        {"meeting": meeting, "status": "open", "outcome_version": None, "position": 9,
+         "themes": themes}
+    )  # fmt: skip
+
+
 def test_no_heading_starts_near_the_foot_of_a_page() -> None:
     """A recommendation's heading has 2 cm of the page left where it starts (its own space
     before included), a theme's heading 3 cm, however the recommendations before fall."""
@@ -123,12 +134,7 @@ def test_no_heading_starts_near_the_foot_of_a_page() -> None:
         }
         for t in range(1, 25)
     ]
-    doc = seal({
-        "meeting": {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
-                    "venue": "Islamabad", "starts_on": "2025-04-15", "ends_on": "2025-04-16",
-                    "hosts": ["Pakistan"], "ministerial": "berlin-2025"},
-        "status": "open", "outcome_version": None, "position": 9, "themes": themes,
-    })  # fmt: skip
+    doc = layout_document(themes)
     reader = PdfReader(io.BytesIO(render(doc, "pdf")))
     found: dict[float, list[tuple[int, float]]] = {11: [], 14: []}
     for number, page in enumerate(reader.pages):
@@ -177,12 +183,7 @@ def test_no_heading_is_left_at_the_foot_of_a_page_without_what_it_heads() -> Non
             {"number": 2, "key": "two", "title": "Theme 2",
              "recommendations": [recommendation(2, 1, "Heading 2.1", "The wording of 2.1.")]},
         ]  # fmt: skip
-        doc = seal({
-            "meeting": {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
-                        "venue": "Islamabad", "starts_on": "2025-04-15", "ends_on": "2025-04-16",
-                        "hosts": ["Pakistan"], "ministerial": "berlin-2025"},
-            "status": "open", "outcome_version": None, "position": 9, "themes": themes,
-        })  # fmt: skip
+        doc = layout_document(themes)
         found = runs(render(doc, "pdf"))
         page_of = {text: page for page, _, size, text in found if size in (11, 14)}
         assert page_of["2. Theme 2"] == page_of["2.1 Heading 2.1"], (lines, extra)
@@ -195,14 +196,8 @@ def test_no_heading_is_left_at_the_foot_of_a_page_without_what_it_heads() -> Non
 def test_soft_hyphens_and_zero_width_spaces_are_break_points_not_glyphs() -> None:
     soft = "peace\xadkeeping " * 40
     zero = "10\xa0000 troops\n" + "\u200b".join(["peacekeeping"] * 60)
-    doc = seal({
-        "meeting": {"id": "9a1f3b52-5d0e-4c41-9f7a-3c2b1d0e6f01", "title": "Layout",
-                    "venue": "Islamabad", "starts_on": "2025-04-15", "ends_on": "2025-04-16",
-                    "hosts": ["Pakistan"], "ministerial": "berlin-2025"},
-        "status": "open", "outcome_version": None, "position": 9,
-        "themes": [{"number": 1, "key": "one", "title": "Theme 1", "recommendations": [
-            recommendation(1, 1, "Soft", soft), recommendation(1, 2, "Zero", zero)]}],
-    })  # fmt: skip
+    doc = layout_document([{"number": 1, "key": "one", "title": "Theme 1", "recommendations": [
+        recommendation(1, 1, "Soft", soft), recommendation(1, 2, "Zero", zero)]}])  # fmt: skip
     lines = [text for _, _, size, text in runs(render(doc, "pdf")) if size == 10]
     assert lines and not any("\xad" in line for line in lines)
     assert sum(line.count("peacekeeping") for line in lines) >= 40 + 60 - 12  # some are cut
