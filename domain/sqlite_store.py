@@ -30,6 +30,16 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteFactory
 
+NotificationRow = tuple[int, str, int, str, bytes]
+"""A notification as a plain row: position, originator id, version, topic and state."""
+
+CANONICAL_ID = (
+    "CASE WHEN length(originator_id) = 32 THEN substr(originator_id, 1, 8) || '-' || "
+    "substr(originator_id, 9, 4) || '-' || substr(originator_id, 13, 4) || '-' || "
+    "substr(originator_id, 17, 4) || '-' || substr(originator_id, 21) ELSE originator_id END"
+)
+"""The stored originator id (a UUID's 32 hex digits) as the UUID's canonical text."""
+
 ROWS_PER_INSERT = 500
 """Events per ``INSERT`` (four parameters each, well under SQLite's limit of 32,766)."""
 
@@ -135,6 +145,26 @@ class Recorder(SQLiteApplicationRecorder):
             )
             for row in self._select(statement, params)
         ]
+
+    def select_notification_rows(self, after: int, limit: int) -> list[NotificationRow]:
+        """Up to ``limit`` notifications after position ``after``, as plain rows; the
+        originator id is the UUID's canonical text, made by SQLite (whose work, unlike
+        Python's, does not hold the GIL)."""
+        with self.datastore.get_connection(commit=False) as conn:
+            cursor = conn.cursor().sqlite_cursor
+            cursor.row_factory = None
+            try:
+                cursor.execute(
+                    f"SELECT rowid, {CANONICAL_ID}, originator_version, topic, state "
+                    f"FROM {self.events_table_name} WHERE rowid>? ORDER BY rowid LIMIT ?",
+                    (after, limit),
+                )
+                rows: list[NotificationRow] = cursor.fetchall()
+                return rows
+            except sqlite3.Error as e:
+                raise persistence_error(e) from e
+            finally:
+                cursor.close()
 
     def max_notification_id(self) -> int:
         value: int = self._select(self.select_max_notification_id_statement)[0][0]

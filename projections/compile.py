@@ -36,10 +36,7 @@ def rfc3339(moment: datetime) -> str:
 
 @lru_cache(maxsize=1 << 12)
 def id_text(value: UUID | str) -> str:
-    """The canonical text of an aggregate id (memoised: events repeat the same few ids).
-
-    The bound is small: a long history holds far more ids than a batch repeats, and every
-    one kept holds its UUID and text in memory for the life of the process."""
+    """The canonical text of an aggregate id, given as a ``UUID`` or as that text."""
     return str(value)
 
 

@@ -12,15 +12,16 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import Mapper, Notification
+import orjson
+from eventsourcing.persistence import Mapper
 
 from domain.application import ProposalLogged
-from domain.audit import SHORT, notification_digest
+from domain.audit import SHORT, event_digest
 from domain.meeting import Meeting
 from domain.proposal import MeetingProposals, Proposal
 from domain.users import ApiToken, User
 from projections.compile import PROPOSAL_HANDLERS, Person, RecommendationsFold, id_text
-from projections.decoding import EventDecoder
+from projections.decoding import EventDecoder, Note, NoteRow
 from projections.views import (
     COMMENT_COLUMNS,
     MEETING_COLUMNS,
@@ -153,7 +154,20 @@ class _Chunk:
         self.digests = digests
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text of a view's value: orjson's, or the standard library's for what
+    orjson refuses (a non-text key, an integer beyond 64 bits, a lone surrogate)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _encode(value)
+
+
+def no_pending_commit() -> None:
+    return None
 
 
 class ViewProjection:
@@ -171,6 +185,8 @@ class ViewProjection:
         self._chunk: _Chunk | None = None
         self._chunk_known = False
         self._complete = False
+        self.settle: Callable[[], None] = no_pending_commit
+        """Called before a batch reads the views: waits for the last batch's commit."""
         self._handlers: dict[type[Any], Callable[[int, str, Any, type[Any]], None]] = {
             User.Registered: self._registered,
             Meeting.Scheduled: self._scheduled,
@@ -226,11 +242,15 @@ class ViewProjection:
         return self._people.get(user_id)
 
     def _load(self, events: Sequence[Decoded]) -> None:
+        """Read what the batch's events change and the working set lacks. What the batch
+        itself creates (a user, meeting or proposal whose first event it holds) is not
+        looked for; each read first waits for the last batch's commit (:attr:`settle`)."""
         if self._complete:
             return
         proposal_ids: set[str] = set()
         meeting_ids: set[str] = set()
         user_ids: set[str] = set()
+        born: set[str] = set()
         for _, cls, ev, _ in events:
             if cls in PROPOSAL_EVENTS:
                 proposal_ids.add(id_text(ev.originator_id))
@@ -239,10 +259,14 @@ class ViewProjection:
             elif cls in MEETING_EVENTS:
                 meeting_ids.add(id_text(ev.originator_id))
             elif cls is Proposal.Drafted:
+                born.add(id_text(ev.originator_id))
                 meeting_ids.add(ev.meeting_id)
                 user_ids.add(ev.actor)
-        wanted = sorted(p for p in proposal_ids if p not in self._proposals)
+            elif cls is Meeting.Scheduled or cls is User.Registered:
+                born.add(id_text(ev.originator_id))
+        wanted = sorted(p for p in proposal_ids if p not in self._proposals and p not in born)
         if wanted:
+            self.settle()
             for row in self.model.fetch_in(
                 f"SELECT {', '.join(PROPOSAL_COLUMNS)} FROM pm_proposals WHERE id IN ({{ids}})",
                 wanted,
@@ -255,8 +279,9 @@ class ViewProjection:
         meeting_ids.update(
             self._proposals[p]["meeting_id"] for p in proposal_ids if p in self._proposals
         )
-        wanted = sorted(m for m in meeting_ids if m not in self._meetings)
+        wanted = sorted(m for m in meeting_ids if m not in self._meetings and m not in born)
         if wanted:
+            self.settle()
             for row in self.model.fetch_in(
                 f"SELECT {', '.join(MEETING_COLUMNS)} FROM pm_meetings WHERE id IN ({{ids}})",
                 wanted,
@@ -276,14 +301,16 @@ class ViewProjection:
                 wanted,
             ):
                 self._folds[mid].state["proposals"][pid] = json.loads(state)
-        wanted = sorted(u for u in user_ids if u not in self._people)
+        wanted = sorted(u for u in user_ids if u not in self._people and u not in born)
         if wanted:
+            self.settle()
             found = self.model.fetch_in(
                 "SELECT id, name, delegation FROM pm_users WHERE id IN ({ids})", wanted
             )
             for uid, name, delegation in found:
                 self._people[uid] = (name, delegation)
         if not self._chunk_known:
+            self.settle()
             rows = self.model.fetch(
                 "SELECT chunk, at_max, positions, times, digests FROM pm_positions "
                 "ORDER BY chunk DESC LIMIT 1"
@@ -301,47 +328,63 @@ class ViewProjection:
 
     # --- one batch --------------------------------------------------------------------------
 
-    def _decode(self, notes: Sequence[Notification]) -> list[Decoded]:
-        """Each notification's position, event class, event and time.
+    def _decode(self, notes: Sequence[NoteRow]) -> tuple[list[Decoded], list[str]]:
+        """Each notification's position, event class, event and time; and its digest.
 
         Events whose data no view shows (tokens, log entries, changes of status)
-        are not decoded: the notification itself stands in for them, with its aggregate id
-        and version.
+        are not decoded: a :class:`Note` stands in for them, with its aggregate id and
+        version.
         """
         decoder = self.decoder
         classes = decoder.classes
         class_of = decoder.class_of
-        decode = decoder.decode_as
-        time_of = decoder.time_of
+        decode = decoder.decode_row
+        time_in = decoder.time_in
+        note = tuple.__new__
         events: list[Decoded] = []
+        digests: list[str] = []
         append = events.append
-        for note in notes:
-            topic = note.topic
+        digest = digests.append
+        for row in notes:
+            position, originator_id, version, topic, state = row
+            digest(event_digest(position, originator_id, version, topic, state)[:SHORT])
             cls = classes.get(topic) or class_of(topic)
             if cls in UNREAD_EVENTS:
-                at = time_of(note)
+                at = time_in(state)
                 if at is not None:
-                    append((note.id, cls, note, at))
+                    append((position, cls, note(Note, row), at))
                     continue
-            ev, at = decode(note, cls)
-            append((note.id, type(ev), ev, at))
-        return events
+            ev, at = decode(row, cls)
+            append((position, type(ev), ev, at))
+        return events, digests
 
-    def process(self, notes: Sequence[Notification], expected: int) -> int:
+    def process(self, notes: Sequence[NoteRow], expected: int) -> int:
         """Apply ``notes`` (after position ``expected``) and commit; the new position."""
         if not notes:
             return expected
+        position, statements = self.prepare(notes, expected)
+        try:
+            self.model.commit_batch(expected, position, statements)
+        except BaseException:
+            self.forget()
+            raise
+        return position
+
+    def prepare(self, notes: Sequence[NoteRow], expected: int) -> tuple[int, list[Statement]]:
+        """Apply ``notes`` (after position ``expected``, at least one) in memory; the new
+        position and the statements that write the batch, which the caller commits with
+        ``model.commit_batch(expected, ...)``. Until they are committed, :attr:`settle` must
+        wait for that commit: the next batch calls it before it reads the views."""
         if expected == 0:
             self.assume_empty()
-        events = self._decode(notes)
+        events, digests = self._decode(notes)
         try:
             self._load(events)
             self._begin_batch()
             chunk = self._chunk
             chunks: list[_Chunk] = []
             handlers = self._handlers
-            digests = {n.id: notification_digest(n)[:SHORT] for n in notes}
-            for position, cls, ev, at in events:
+            for (position, cls, ev, at), digest in zip(events, digests, strict=True):
                 number = position >> POSITION_CHUNK_BITS
                 if chunk is None or chunk.number != number:
                     chunk = _Chunk(number, chunk.at_max if chunk else "", [], [], [])
@@ -350,21 +393,21 @@ class ViewProjection:
                     chunks.append(chunk)
                 chunk.positions.append(position)
                 chunk.times.append(at)
-                chunk.digests.append(digests[position])
+                chunk.digests.append(digest)
                 if at > chunk.at_max:
                     chunk.at_max = at
                 handler = handlers.get(cls)
                 if handler is not None:
                     handler(position, at, ev, cls)
-            position = notes[-1].id
-            self.model.commit_batch(expected, position, self._statements(chunks))
+            position = notes[-1][0]
+            statements = self._statements(chunks)
         except BaseException:
             self.forget()
             raise
         self._chunk = chunk
         if len(self._proposals) + len(self._meetings) + len(self._people) > self.cache_limit:
             self._trim(events)
-        return position
+        return position, statements
 
     def _trim(self, events: Sequence[Decoded]) -> None:
         """Drop the working set (all of it written by now) but the meetings this batch

@@ -8,7 +8,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,7 +18,8 @@ from eventsourcing.persistence import IntegrityError, InternalError, Programming
 
 from domain.application import PreparatoryMeetings
 from domain.store import store_env
-from projections.projection import ViewProjection
+from projections.decoding import read_notes
+from projections.projection import ViewProjection, no_pending_commit
 from projections.views import SCHEMA_VERSION, ReadModel, TrackingMoved, open_read_side
 
 log = logging.getLogger("prepmeet.projector")
@@ -121,7 +123,7 @@ class Projector:
                     self.projection.forget()
                     self._position = self.model.position()
                 start = self._position
-                notes = recorder.select_notifications(start, size, inclusive_of_start=False)
+                notes = read_notes(recorder, start, size)
                 if not notes:
                     break
                 try:
@@ -139,6 +141,57 @@ class Projector:
                     break
             return self._position if self._position is not None else self.model.position()
 
+    def _catch_up_overlapped(self, size: int, progress: Callable[[int], None] | None) -> None:
+        """Catch up with each batch committed in a thread of its own while the next batch is
+        read and applied in memory. SQLite gives up the GIL while it writes (for the whole
+        of each multi-row statement), so on a machine of two cores the writes cost the
+        projection little; a batch that reads the views first waits for the last commit."""
+        recorder = self.app.recorder
+        projection = self.projection
+        pending: Future[None] | None = None
+        committed: int | None = None
+
+        def settle() -> None:
+            nonlocal pending
+            if pending is not None:
+                done, pending = pending, None
+                done.result()
+                if progress is not None and committed is not None:
+                    progress(committed)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="prepmeet-views-writer") as writer:
+            projection.settle = settle
+            try:
+                while not self._stop.is_set():
+                    if self._position is None:
+                        projection.forget()
+                        self._position = self.model.position()
+                    start = self._position
+                    notes = read_notes(recorder, start, size)
+                    if not notes:
+                        break
+                    try:
+                        position, statements = projection.prepare(notes, start)
+                        settle()
+                    except TrackingMoved as moved:
+                        log.info("views moved by another writer (%s); resuming from them", moved)
+                        self._position = None
+                        continue
+                    pending = writer.submit(self.model.commit_batch, start, position, statements)
+                    self._position = committed = position
+                    if len(notes) < size:
+                        break
+                settle()
+            except BaseException:
+                if pending is not None:
+                    with suppress(BaseException):
+                        pending.result()
+                projection.forget()
+                self._position = None
+                raise
+            finally:
+                projection.settle = no_pending_commit
+
     def rebuild(self, progress: bool = False, *, wait: bool = True) -> int:
         """Empty the views and project the whole log again; the position reached.
 
@@ -154,8 +207,8 @@ class Projector:
             self._checked_schema = True
             total = self.app.recorder.max_notification_id() or 0
             with self.model.bulk_load(), _progress_bar(total, progress) as advance:
-                position = self.catch_up(batch_size=self.rebuild_batch_size, progress=advance)
-            return position
+                self._catch_up_overlapped(self.rebuild_batch_size, advance)
+            return self._position if self._position is not None else self.model.position()
 
     def status(self) -> dict[str, int]:
         """``{position, store_position, lag}``: how far the views trail the log."""

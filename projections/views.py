@@ -11,6 +11,7 @@ import base64
 import binascii
 import bisect
 import fcntl
+import functools
 import hashlib
 import json
 import queue
@@ -42,6 +43,9 @@ POSITION_CHUNK_BITS = 10
 
 Row = tuple[Any, ...]
 Statement = tuple[str, Sequence[Sequence[Any]]]
+
+PARAMETERS_PER_STATEMENT = 8_000
+"""Parameters of one multi-row SQLite statement (SQLite allows 32,766)."""
 
 MEETING_COLUMNS = (
     "id",
@@ -892,6 +896,40 @@ class SQLiteReadModel(ReadModel):
                 raise
             else:
                 conn.commit()
+
+    def commit_batch(self, expected: int, position: int, statements: Sequence[Statement]) -> None:
+        """As on every store, with each statement's rows sent in statements of many rows:
+        ``executemany`` takes the GIL back after every row, one such statement once."""
+        many = [
+            (sql, rows, *self._rows_statement(sql, len(rows))) for sql, rows in statements if rows
+        ]
+        with self._writing(expected) as cur:
+            for sql, rows, per, full in many:
+                for start in range(0, len(rows), per):
+                    part = rows[start : start + per]
+                    text = full if len(part) == per else self._rows_text(sql, len(part))
+                    cur.execute(text, [value for row in part for value in row])
+            cur.execute(
+                "UPDATE pm_tracking SET position = ? WHERE id = 1 AND position = ?",
+                (position, expected),
+            )
+            if cur.rowcount != 1:
+                raise TrackingMoved(expected, -1)
+        self.notify(position)
+
+    def _rows_statement(self, sql: str, count: int) -> tuple[int, str]:
+        """Rows per statement for ``sql`` (within SQLite's limit of parameters) and the text
+        of a statement of that many rows."""
+        width = sql.count("?")
+        per = max(1, min(count, PARAMETERS_PER_STATEMENT // width))
+        return per, self._rows_text(sql, per)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def _rows_text(sql: str, count: int) -> str:
+        head, _, rest = sql.partition(" VALUES (")
+        marks, _, tail = rest.partition(")")
+        return f"{head} VALUES {','.join([f'({marks})'] * count)}{tail}"
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:

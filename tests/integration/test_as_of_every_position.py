@@ -23,7 +23,7 @@ from domain.application import SYSTEM, Forwarding, PreparatoryMeetings
 from domain.meeting import Meeting
 from domain.store import store_env
 from projections.compile import forwarded_form, rfc3339
-from projections.decoding import EventDecoder
+from projections.decoding import EventDecoder, note_rows
 from projections.documents.canonical import json_bytes
 from projections.runner import Projector
 from projections.timetravel import AsOfOutOfRange, compile_as_of, position_at_time
@@ -53,7 +53,7 @@ class Recorder:
             notes = recorder.select_notifications(start, 1, inclusive_of_start=False)
             if not notes:
                 return
-            position = self.projector.projection.process(notes, start)
+            position = self.projector.projection.process(note_rows(notes), start)
             assert position == notes[0].id == self.model.position()
             if self.meeting is None:
                 self.before_meeting.append(position)

@@ -25,7 +25,7 @@ from domain.meeting import Meeting
 from domain.store import store_env
 from domain.users import User
 from projections.compile import forwarded_form, rfc3339
-from projections.decoding import EventDecoder
+from projections.decoding import EventDecoder, note_rows
 from projections.documents.canonical import digest, json_bytes
 from projections.runner import Projector
 from projections.timetravel import AsOfOutOfRange, compile_as_of
@@ -355,6 +355,61 @@ def test_views_are_the_same_whatever_the_working_set_keeps(tmp_path: Path) -> No
         app.close()
 
 
+def test_a_rebuild_that_commits_behind_its_batches_builds_the_same_views(side: Side) -> None:
+    """A rebuild commits each batch in a thread while the next is applied; in small batches,
+    and with a working set that is dropped after nearly every batch (so that batches read
+    the views the batch before has just committed), it builds what catching up does."""
+    run_workload(side, commands=200, seed=20250418)
+    end = side.app.last_position()
+    assert side.projector.catch_up() == end
+    incremental = side.dump()
+    rebuilding = Projector(side.app, side.model, rebuild_batch_size=7)
+    rebuilding.projection.cache_limit = 3
+    commits: list[int] = []
+    commit = side.model.commit_batch
+
+    def counted(expected: int, position: int, statements: Any) -> None:
+        commits.append(position)
+        commit(expected, position, statements)
+
+    side.model.commit_batch = counted  # type: ignore[method-assign]
+    try:
+        assert rebuilding.rebuild() == end
+    finally:
+        rebuilding.stop()
+    assert side.dump() == incremental
+    assert len(commits) == -(-end // 7)
+    assert commits == sorted(commits)
+
+
+def test_a_rebuild_whose_commit_fails_stops_at_the_last_batch_committed(side: Side) -> None:
+    run_workload(side, commands=80, seed=20250419)
+    end = side.app.last_position()
+    side.projector.catch_up()
+    incremental = side.dump()
+    rebuilding = Projector(side.app, side.model, rebuild_batch_size=10)
+    commit = side.model.commit_batch
+    calls: list[int] = []
+
+    def failing(expected: int, position: int, statements: Any) -> None:
+        calls.append(position)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        commit(expected, position, statements)
+
+    side.model.commit_batch = failing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            rebuilding.rebuild()
+        assert side.model.position() == calls[1] == 20
+        assert len(calls) == 3  # no batch is committed after the one that failed
+        side.model.commit_batch = commit  # type: ignore[method-assign]
+        assert rebuilding.catch_up() == end
+    finally:
+        rebuilding.stop()
+    assert side.dump() == incremental
+
+
 def test_lists_page_through_everything_in_order(side: Side) -> None:
     world = run_workload(side, commands=120, seed=7)
     side.projector.catch_up()
@@ -506,11 +561,11 @@ def test_a_second_writer_that_bypasses_the_lock_cannot_apply_a_batch_twice(
         monkeypatch.setattr(model, "acquire_writer", lambda wait, stop=None: True)
     first = Projector(app, side.model, batch_size=5)
     second = Projector(app, other_model, batch_size=5)
-    notes = app.recorder.select_notifications(0, 10)
-    assert first.projection.process(notes, 0) == notes[-1].id
+    notes = note_rows(app.recorder.select_notifications(0, 10))
+    assert first.projection.process(notes, 0) == notes[-1][0]
     with pytest.raises(TrackingMoved):
         second.projection.process(notes, 0)
-    assert side.model.position() == notes[-1].id
+    assert side.model.position() == notes[-1][0]
     assert indexed(side.dump()) == len(notes)
 
     errors: list[BaseException] = []

@@ -71,6 +71,16 @@ def test_reads_answer_as_the_library_does(recorder: Recorder) -> None:
     assert recorder.max_notification_id() == library.max_notification_id() == 9
 
 
+def test_notification_rows_are_the_notifications_with_the_ids_as_text(recorder: Recorder) -> None:
+    originators = [uuid4() for _ in range(3)]
+    recorder.insert_events([stored(o, v) for v in range(1, 6) for o in originators])
+    notes = recorder.select_notifications(1, 100)
+    expected = [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in notes]
+    assert recorder.select_notification_rows(0, 100) == expected
+    assert recorder.select_notification_rows(4, 5) == expected[4:9]
+    assert recorder.select_notification_rows(len(expected), 5) == []
+
+
 def test_a_failed_read_raises_the_library_error(recorder: Recorder) -> None:
     with sqlite3.connect(recorder.datastore.pool.db_name) as conn:
         conn.execute(f"ALTER TABLE {recorder.events_table_name} RENAME TO gone")

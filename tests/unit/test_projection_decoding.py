@@ -5,7 +5,7 @@ from __future__ import annotations
 from domain.application import SYSTEM, PreparatoryMeetings
 from domain.proposal import Proposal
 from projections.compile import rfc3339
-from projections.decoding import EventDecoder
+from projections.decoding import EventDecoder, note_rows, read_notes
 
 
 def test_decoded_events_equal_the_mappers_events_and_times(app: PreparatoryMeetings) -> None:
@@ -30,6 +30,12 @@ def test_decoded_events_equal_the_mappers_events_and_times(app: PreparatoryMeeti
         assert vars(event) == vars(expected)
         assert at == rfc3339(expected.timestamp)  # type: ignore[attr-defined]
         assert decoder.time_of(note) in (None, at)
+    rows = read_notes(app.recorder, 0, 1000)
+    assert rows == note_rows(notes)
+    for row, note in zip(rows, notes, strict=True):
+        event, at = decoder.decode_row(row, type(app.mapper.to_domain_event(note)))
+        assert vars(event) == {**vars(app.mapper.to_domain_event(note)), "originator_id": row[1]}
+        assert at == decoder.decode(note)[1]
 
 
 def test_an_old_shape_of_an_event_is_upcast_when_decoded(app: PreparatoryMeetings) -> None:

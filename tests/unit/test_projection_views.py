@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +11,17 @@ import pytest
 from domain.application import SYSTEM, PreparatoryMeetings
 from domain.errors import InvalidInput, NotFound
 from domain.store import store_env
+from projections.projection import _dumps
 from projections.runner import Projector
-from projections.views import ReadModel, encode_cursor, open_read_side
+from projections.views import (
+    PARAMETERS_PER_STATEMENT,
+    USER_COLUMNS,
+    ReadModel,
+    encode_cursor,
+    insert,
+    open_read_side,
+    upsert,
+)
 
 
 @pytest.fixture
@@ -93,3 +103,29 @@ def test_the_live_document_is_cached_by_meeting_and_position(
         assert views.outcome_versions(mid) == []
         assert views.forwarded_document(mid, 1) is None
         assert views.latest_forwarded("berlin-2025") == []
+
+
+def test_a_batch_of_more_rows_than_one_statement_holds_is_written_whole(
+    model: tuple[PreparatoryMeetings, ReadModel],
+) -> None:
+    _, views = model
+    width = len(USER_COLUMNS)
+    count = 3 * (PARAMETERS_PER_STATEMENT // width) + 7
+    rows = [(f"u{n:05}", f"Name {n}", "Ghana", n % 2 == 0, False) for n in range(count)]
+    views.commit_batch(0, 1, [(insert("pm_users", USER_COLUMNS), rows)])
+    again = [(f"u{n:05}", f"Renamed {n}", "Chile", True, True) for n in range(0, count, 2)]
+    views.commit_batch(1, 2, [(upsert("pm_users", USER_COLUMNS, ("id",)), again)])
+    stored = views.fetch(f"SELECT {', '.join(USER_COLUMNS)} FROM pm_users ORDER BY id")
+    assert stored == [
+        (uid, *((f"Renamed {n}", "Chile", 1, 1) if n % 2 == 0 else (name, place, 0, 0)))
+        for n, (uid, name, place, _, _) in enumerate(rows)
+    ]
+    assert views.position() == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": [1, None, "ü\u2028"], "b": {"c": True}}, {1: "x"}, 2**70, "\ud800", [], "\x00\n"],
+)
+def test_a_view_value_is_written_as_the_standard_library_writes_it(value: object) -> None:
+    assert _dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
