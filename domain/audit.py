@@ -22,10 +22,9 @@ SHORT = 16
 
 
 def event_digest(position: int, originator_id: Any, version: int, topic: str, state: bytes) -> str:
-    h = hashlib.sha256()
-    h.update(f"{position}|{originator_id}|{version}|{topic}|".encode())
-    h.update(state)
-    return h.hexdigest()
+    return hashlib.sha256(
+        f"{position}|{originator_id}|{version}|{topic}|".encode() + state
+    ).hexdigest()
 
 
 def notification_digest(n: Notification) -> str:
