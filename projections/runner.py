@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError, InternalError, Programming
 
 from domain.application import PreparatoryMeetings
 from domain.store import store_env
-from projections.decoding import read_notes
+from projections.decoding import NoteRow, read_notes
 from projections.projection import ViewProjection, no_pending_commit
 from projections.views import SCHEMA_VERSION, ReadModel, TrackingMoved, open_read_side
 
@@ -117,13 +117,8 @@ class Projector:
             if not self.model.acquire_writer(wait=wait, stop=self._stop):
                 return self.model.position()
             self._check_schema()
-            recorder = self.app.recorder
             while not self._stop.is_set():
-                if self._position is None:
-                    self.projection.forget()
-                    self._position = self.model.position()
-                start = self._position
-                notes = read_notes(recorder, start, size)
+                start, notes = self._next_page(size)
                 if not notes:
                     break
                 try:
@@ -141,12 +136,20 @@ class Projector:
                     break
             return self._position if self._position is not None else self.model.position()
 
+    def _next_page(self, size: int) -> tuple[int, list[NoteRow]]:
+        """The position the views are at and the notifications after it; after a failed or
+        moved batch (no position known), the working set is dropped and the position read
+        from the views."""
+        if self._position is None:
+            self.projection.forget()
+            self._position = self.model.position()
+        return self._position, read_notes(self.app.recorder, self._position, size)
+
     def _catch_up_overlapped(self, size: int, progress: Callable[[int], None] | None) -> None:
         """Catch up with each batch committed in a thread of its own while the next batch is
         read and applied in memory. SQLite gives up the GIL while it writes (for the whole
         of each multi-row statement), so on a machine of two cores the writes cost the
         projection little; a batch that reads the views first waits for the last commit."""
-        recorder = self.app.recorder
         projection = self.projection
         pending: Future[None] | None = None
         committed: int | None = None
@@ -163,11 +166,7 @@ class Projector:
             projection.settle = settle
             try:
                 while not self._stop.is_set():
-                    if self._position is None:
-                        projection.forget()
-                        self._position = self.model.position()
-                    start = self._position
-                    notes = read_notes(recorder, start, size)
+                    start, notes = self._next_page(size)
                     if not notes:
                         break
                     try:

@@ -424,7 +424,7 @@ class ReadModel(ABC):
         with self._writing(expected) as cur:
             for sql, rows in statements:
                 if rows:
-                    cur.executemany(self._sql(sql), rows)
+                    self._write_rows(cur, sql, rows)
             cur.execute(
                 self._sql("UPDATE pm_tracking SET position = ? WHERE id = 1 AND position = ?"),
                 (position, expected),
@@ -432,6 +432,9 @@ class ReadModel(ABC):
             if cur.rowcount != 1:
                 raise TrackingMoved(expected, -1)
         self.notify(position)
+
+    def _write_rows(self, cur: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        cur.executemany(self._sql(sql), rows)
 
     def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._reading() as cur:
@@ -897,25 +900,14 @@ class SQLiteReadModel(ReadModel):
             else:
                 conn.commit()
 
-    def commit_batch(self, expected: int, position: int, statements: Sequence[Statement]) -> None:
-        """As on every store, with each statement's rows sent in statements of many rows:
-        ``executemany`` takes the GIL back after every row, one such statement once."""
-        many = [
-            (sql, rows, *self._rows_statement(sql, len(rows))) for sql, rows in statements if rows
-        ]
-        with self._writing(expected) as cur:
-            for sql, rows, per, full in many:
-                for start in range(0, len(rows), per):
-                    part = rows[start : start + per]
-                    text = full if len(part) == per else self._rows_text(sql, len(part))
-                    cur.execute(text, [value for row in part for value in row])
-            cur.execute(
-                "UPDATE pm_tracking SET position = ? WHERE id = 1 AND position = ?",
-                (position, expected),
-            )
-            if cur.rowcount != 1:
-                raise TrackingMoved(expected, -1)
-        self.notify(position)
+    def _write_rows(self, cur: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """In statements of many rows: ``executemany`` takes the GIL back after every row,
+        a multi-row statement once."""
+        per, full = self._rows_statement(sql, len(rows))
+        for start in range(0, len(rows), per):
+            part = rows[start : start + per]
+            text = full if len(part) == per else self._rows_text(sql, len(part))
+            cur.execute(text, [value for row in part for value in row])
 
     def _rows_statement(self, sql: str, count: int) -> tuple[int, str]:
         """Rows per statement for ``sql`` (within SQLite's limit of parameters) and the text
