@@ -174,8 +174,13 @@ class PreparatoryMeetings(Application[UUID]):
         self._people: dict[str, Person] = {}
         self._aggregate_locks = KeyedLocks()
         self._group = GroupCommit(self._record, self._notify, self._log_event, self._log_head)
+        stamp: Callable[[], bytes | None] | None = getattr(self.recorder, "change_stamp", None)
+        self._stamp = stamp or (lambda: None)
+        self._position_seen: tuple[bytes, int] | None = None
         self._aggregates = AggregateCache(
-            lambda i: self.repository.get(i), lambda i, v: self.events.get(originator_id=i, gt=v)
+            lambda i: self.repository.get(i),
+            lambda i, v: self.events.get(originator_id=i, gt=v),
+            stamp=self._stamp,
         )
 
     # --- infrastructure helpers ----------------------------------------------------
@@ -230,7 +235,15 @@ class PreparatoryMeetings(Application[UUID]):
         return last.originator_version if last is not None else 0
 
     def last_position(self) -> int:
-        return self.recorder.max_notification_id() or 0
+        """The position of the last event recorded, by any process: read again only when
+        the store's change stamp says that something was recorded since."""
+        stamp = self._stamp()
+        seen = self._position_seen
+        if stamp is not None and seen is not None and seen[0] == stamp:
+            return seen[1]
+        position = self.recorder.max_notification_id() or 0
+        self._position_seen = None if stamp is None else (stamp, position)
+        return position
 
     def _meeting_lock(self, meeting_id: str) -> SharedExclusiveLock:
         """Decisions on a meeting's proposals hold it shared; forwarding holds it alone, so

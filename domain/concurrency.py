@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -201,6 +201,10 @@ class AggregateCache:
     of its own: the cached object is never changed in place. Every command of a meeting
     reads the meeting, so a lock per aggregate around the query, as a fast-forwarding cache
     takes, would make them wait for one another.
+
+    ``stamp`` tells whether anything was recorded since (see
+    :class:`domain.sqlite_store.WalStamp`): an aggregate read when the stamp was what it is
+    now is current without a query. ``None`` from it means unknown, and the store is asked.
     """
 
     def __init__(
@@ -208,33 +212,40 @@ class AggregateCache:
         reconstruct: Callable[[UUID], Any],
         newer: Callable[[UUID, int], Iterable[Any]],
         maxsize: int = 4_000,
+        stamp: Callable[[], Hashable | None] = lambda: None,
     ) -> None:
         self._reconstruct = reconstruct
         self._newer = newer
         self._maxsize = maxsize
-        self._items: OrderedDict[UUID, Any] = OrderedDict()
+        self._stamp = stamp
+        self._items: OrderedDict[UUID, tuple[Any, Hashable | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, aggregate_id: UUID, copy: bool = True) -> Any:
         """A current copy of the aggregate, the caller's own; ``AggregateNotFoundError`` if
         none. With ``copy`` false, the cached object itself, which must only be read."""
+        stamp = self._stamp()  # before reading: what is recorded after it changes it
         with self._lock:
-            cached = self._items.get(aggregate_id)
-            if cached is not None:
+            entry = self._items.get(aggregate_id)
+            if entry is not None:
                 self._items.move_to_end(aggregate_id)
-        if cached is None:
+        if entry is None:
             current = self._reconstruct(aggregate_id)
         else:
-            events = list(self._newer(aggregate_id, cached.version))
-            if not events:
+            cached, seen = entry
+            if stamp is not None and seen == stamp:
                 return deepcopy(cached) if copy else cached
-            current = deepcopy(cached)
-            for event in events:
+            current = cached
+            for event in self._newer(aggregate_id, cached.version):
+                if current is cached:
+                    current = deepcopy(cached)
                 current = event.mutate(current)
         with self._lock:
             known = self._items.get(aggregate_id)
-            if known is None or known.version < current.version:
-                self._items[aggregate_id] = current
+            if known is None or known[0].version <= current.version:
+                if known is not None and known[0].version == current.version:
+                    current = known[0]
+                self._items[aggregate_id] = (current, stamp)
                 self._items.move_to_end(aggregate_id)
                 while len(self._items) > self._maxsize:
                     self._items.popitem(last=False)

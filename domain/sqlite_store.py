@@ -10,12 +10,16 @@ state of the file) and inserts the events of a commit with one statement.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import (
+    ApplicationRecorder,
     DatabaseError,
     DataError,
     IntegrityError,
@@ -63,7 +67,92 @@ def persistence_error(error: sqlite3.Error) -> PersistenceError:
     return PersistenceError(error)
 
 
+WAL_INDEX_HEADER = 48
+"""Bytes in one copy of the WAL-index header; the ``-shm`` file starts with two copies."""
+
+
+class WalStamp:
+    """A value that changes with every transaction committed to a SQLite file in WAL mode,
+    by any connection of any process: the WAL-index header at the start of the file's
+    ``-shm`` (https://www.sqlite.org/walformat.html#the_wal_index_header). Every commit
+    rewrites it (its change counter, last frame and checksums), and nothing else does.
+
+    Reading it is one ``pread`` and no statement, so that an answer read from the file can be
+    kept for as long as the stamp taken before that read is still the stamp. ``None`` means
+    unknown (the file is not in WAL mode, or the header is being rewritten): ask the file.
+
+    The stamp keeps a connection of its own open, so that the ``-shm`` file it reads is
+    neither removed nor started afresh while it is in use (SQLite does either only when
+    the last connection to the file closes, or for the first one to open it).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._conn: sqlite3.Connection | None = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False
+        )
+        self._fd: int | None = None
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() == "wal":
+                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                self._fd = os.open(f"{path}-shm", os.O_RDONLY)
+        except (sqlite3.Error, OSError):
+            self.close()
+
+    def __call__(self) -> bytes | None:
+        fd = self._fd
+        if fd is None:
+            return None
+        try:
+            raw = os.pread(fd, 2 * WAL_INDEX_HEADER, 0)
+        except OSError:
+            return None
+        first, second = raw[:WAL_INDEX_HEADER], raw[WAL_INDEX_HEADER:]
+        # SQLite writes the second copy, then the first; copies that differ are mid-write,
+        # and byte 12 (isInit) is 0 until the header is built
+        if len(second) < WAL_INDEX_HEADER or first != second or first[12] != 1:
+            return None
+        return first
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
 class Recorder(SQLiteApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stamp: WalStamp | None = None
+        self._stamp_lock = threading.Lock()
+        self._stamp_closed = False
+
+    def change_stamp(self) -> bytes | None:
+        """:class:`WalStamp` of the events file: unchanged while nothing is recorded by any
+        process; ``None`` when unknown (a database in memory, or not in WAL mode)."""
+        stamp = self._stamp
+        if stamp is None:
+            pool = self.datastore.pool
+            if self._stamp_closed or pool.is_sqlite_memory_mode:
+                return None
+            with self._stamp_lock:
+                if self._stamp_closed:
+                    return None
+                if self._stamp is None:
+                    self._stamp = WalStamp(pool.db_name)
+                stamp = self._stamp
+        return stamp()
+
+    def close_stamp(self) -> None:
+        """Close the stamp's connection and file (no lock: it runs from finalizers too)."""
+        self._stamp_closed = True
+        stamp = self._stamp
+        if stamp is not None:
+            stamp.close()
+
     def _select(self, statement: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """The rows of one ``SELECT``, run outside any explicit transaction."""
         with self.datastore.get_connection(commit=False) as conn:
@@ -203,3 +292,15 @@ class Recorder(SQLiteApplicationRecorder):
 
 class Factory(SQLiteFactory):
     application_recorder_class = Recorder
+    _recorders: list[Recorder]
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder = super().application_recorder()
+        if isinstance(recorder, Recorder):
+            self.__dict__.setdefault("_recorders", []).append(recorder)
+        return recorder
+
+    def close(self) -> None:
+        for recorder in self.__dict__.get("_recorders", []):
+            recorder.close_stamp()
+        super().close()

@@ -30,6 +30,7 @@ from uuid import UUID
 from domain.application import PreparatoryMeetings
 from domain.errors import InvalidInput, NotFound
 from domain.proposal import STATES
+from domain.sqlite_store import WalStamp
 from domain.store import parse_postgres_url
 from projections.compile import compile_document
 from projections.timetravel import compile_as_of, parse_time
@@ -38,6 +39,8 @@ VIEWS_FILE = "views.sqlite"
 SCHEMA_VERSION = 6
 MAX_LIMIT = 200
 DOCUMENT_CACHE_SIZE = 256
+HEAD_CACHE_SIZE = 4_096
+"""Download heads (meeting and reader) kept while the views do not change."""
 POSITION_CHUNK_BITS = 10
 """The position index keeps the times of 1,024 consecutive positions in one row."""
 
@@ -311,6 +314,7 @@ class ReadModel(ABC):
         self._known = 0
         self._documents = _Cache(DOCUMENT_CACHE_SIZE)
         self._as_of = _Cache(DOCUMENT_CACHE_SIZE)
+        self._heads = _Cache(HEAD_CACHE_SIZE)
         self.waker: Callable[[], None] | None = None
         """Called when a reader waits for a position: an in-process projector's ``poke``."""
 
@@ -353,6 +357,11 @@ class ReadModel(ABC):
     def listen(self, channel: str, wake: Callable[[], None], stop: threading.Event) -> None:
         """Call ``wake`` on each notification of the store's ``channel`` until ``stop``
         (PostgreSQL's LISTEN); elsewhere there is nothing to listen to."""
+        return None
+
+    def change_stamp(self) -> bytes | None:
+        """A value that changes whenever the views do, whichever process writes them (see
+        :class:`domain.sqlite_store.WalStamp`); ``None`` where that is unknown."""
         return None
 
     @abstractmethod
@@ -729,16 +738,26 @@ class ReadModel(ABC):
         """What a download needs before the document, in one read: the meeting's title,
         whether the user takes part in it, and its live document's position; ``None``
         when there is no such meeting."""
+        key = (_meeting_key(meeting_id), user_id)
+        stamp = self.change_stamp()  # before reading: a write after it changes it
+        if stamp is not None:
+            seen = self._heads.get(key)
+            if seen is not None and seen[0] == stamp:
+                known: tuple[str, bool, int] | None = seen[1]
+                return known
         rows = self.fetch(
             "SELECT m.title, EXISTS (SELECT 1 FROM pm_participants p WHERE p.meeting_id = m.id "
             "AND p.user_id = ?), r.position FROM pm_meetings m "
             "JOIN pm_recommendations r ON r.meeting_id = m.id WHERE m.id = ?",
-            (user_id, _meeting_key(meeting_id)),
+            (user_id, key[0]),
         )
-        if not rows:
-            return None
-        title, takes_part, position = rows[0]
-        return str(title), bool(takes_part), int(position)
+        head = None
+        if rows:
+            title, takes_part, position = rows[0]
+            head = str(title), bool(takes_part), int(position)
+        if stamp is not None:
+            self._heads.put(key, (stamp, head))
+        return head
 
     def document_at_position(self, meeting_id: UUID | str, position: int) -> dict[str, Any] | None:
         """The live document compiled at ``position``, when it is in the cache."""
@@ -833,6 +852,7 @@ class SQLiteReadModel(ReadModel):
         self._all_lock = threading.Lock()
         self._lock_file: IO[bytes] | None = None
         self._open_writer()
+        self._stamp = WalStamp(self.path)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -966,7 +986,11 @@ class SQLiteReadModel(ReadModel):
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
                 handle.close()
 
+    def change_stamp(self) -> bytes | None:
+        return self._stamp()
+
     def close(self) -> None:
+        self._stamp.close()
         self.release_writer()
         self._closed = True
         with self._all_lock:

@@ -102,6 +102,7 @@ def choose_format(fmt: str | None, accept: str | None, served: tuple[str, ...]) 
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def slug(title: str, fallback: str) -> str:
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     words = re.findall(r"[a-z0-9]+", ascii_title.lower())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -12,7 +14,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError, StoredEv
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.application import PreparatoryMeetings
-from domain.sqlite_store import ROWS_PER_INSERT, Recorder
+from domain.sqlite_store import ROWS_PER_INSERT, Recorder, WalStamp
 from domain.store import store_env
 
 
@@ -88,3 +90,63 @@ def test_a_failed_read_raises_the_library_error(recorder: Recorder) -> None:
         recorder.max_notification_id()
     with pytest.raises(OperationalError):
         recorder.select_events(uuid4())
+
+
+def test_the_change_stamp_moves_with_every_commit_of_any_connection_or_process(
+    recorder: Recorder,
+) -> None:
+    path = recorder.datastore.pool.db_name
+    table = recorder.events_table_name
+    row = f"INSERT INTO {table} VALUES (?, 1, 't:Event', x'00')"
+    seen = [recorder.change_stamp()]
+    assert seen[0] is not None
+    recorder.insert_events([stored(uuid4(), 1)])
+    seen.append(recorder.change_stamp())
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for i in range(40):
+            other.execute(row, (uuid4().hex,))
+            if i % 10 == 0:
+                other.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL starts again
+            seen.append(recorder.change_stamp())
+        subprocess.run(
+            [sys.executable, "-c", "import sqlite3, sys, uuid\n"
+             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+             "c.execute(sys.argv[2], (uuid.uuid4().hex,))", path, row],
+            check=True, timeout=60,
+        )  # fmt: skip
+        seen.append(recorder.change_stamp())
+        assert None not in seen
+        assert len(set(seen)) == len(seen)  # every commit, a stamp never seen before
+        recorder.select_notifications(1, 100)
+        recorder.max_notification_id()
+        other.execute(f"SELECT count(*) FROM {table}").fetchone()
+        assert recorder.change_stamp() == seen[-1]  # reads change nothing
+    finally:
+        other.close()
+
+
+def test_the_change_stamp_is_unknown_without_a_write_ahead_log(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE t (x)")
+    stamp = WalStamp(path)
+    assert stamp() is None
+    conn.execute("PRAGMA journal_mode=WAL")
+    stamp.close()
+    stamp = WalStamp(path)
+    assert stamp() is not None
+    stamp.close()
+    assert stamp() is None
+    conn.close()
+    app = PreparatoryMeetings(env=store_env(tmp_path / "data", None))
+    assert isinstance(app.recorder, Recorder)
+    assert app.recorder.change_stamp() is not None
+    app.close()
+    assert app.recorder.change_stamp() is None  # closed with the application
+    memory = PreparatoryMeetings(env={**store_env(tmp_path, None), "SQLITE_DBNAME": ":memory:"})
+    try:
+        assert isinstance(memory.recorder, Recorder)
+        assert memory.recorder.change_stamp() is None
+    finally:
+        memory.close()

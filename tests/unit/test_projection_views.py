@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +104,38 @@ def test_the_live_document_is_cached_by_meeting_and_position(
         assert views.outcome_versions(mid) == []
         assert views.forwarded_document(mid, 1) is None
         assert views.latest_forwarded("berlin-2025") == []
+
+
+def test_a_download_head_kept_between_reads_answers_a_change_made_elsewhere_at_once(
+    model: tuple[PreparatoryMeetings, ReadModel], tmp_path: Path
+) -> None:
+    app, views = model
+    sec = app.create_user(SYSTEM, "Sec", "UN DPO", secretariat=True).state["id"]
+    mid = app.schedule_meeting(
+        sec, "Prep", "CIPS", "2025-04-15", "2025-04-16", ["Pakistan"], "berlin-2025",
+        [{"key": "technology", "title": "Technology"}],
+    ).state["id"]  # fmt: skip
+    with Projector(app, views) as projector:
+        projector.catch_up()
+    stamp = views.change_stamp()
+    assert stamp is not None
+    head = views.download_head(mid, sec)
+    assert head is not None and head[:2] == ("Prep", False)
+    assert views.download_head(mid, sec) == head
+    assert views.change_stamp() == stamp  # reads change nothing
+    # as another process would: a connection of its own, outside the read model
+    other = sqlite3.connect(tmp_path / "views.sqlite", isolation_level=None)
+    try:
+        other.execute("UPDATE pm_meetings SET title = 'Renamed' WHERE id = ?", (mid,))
+        assert views.change_stamp() != stamp
+        assert views.download_head(mid, sec) == ("Renamed", False, head[2])
+        other.execute(
+            "INSERT INTO pm_participants VALUES (?, ?, 'rapporteur', '[]', '2025-04-15')",
+            (mid, sec),
+        )
+        assert views.download_head(mid, sec) == ("Renamed", True, head[2])
+    finally:
+        other.close()
 
 
 def test_a_batch_of_more_rows_than_one_statement_holds_is_written_whole(
