@@ -412,7 +412,10 @@ class ViewProjection:
     def _trim(self, events: Sequence[Decoded]) -> None:
         """Drop the working set (all of it written by now) but the meetings this batch
         touched and their folds: those are what the next batches most likely need, and a
-        meeting's fold is the costliest thing to read again (every proposal's state)."""
+        meeting's fold is the costliest thing to read again (every proposal's state). The
+        people are kept too while they are a small part of the working set: each is a name
+        and a delegation, and nearly every batch names some of them (the actors of drafts
+        and approvals), so reading them again would make it wait for the last commit."""
         touched: set[str] = set()
         for _, cls, ev, _ in events:
             if cls in MEETING_EVENTS:
@@ -426,7 +429,9 @@ class ViewProjection:
         meetings = {m: self._meetings[m] for m in touched if m in self._meetings}
         folds = {m: self._folds[m] for m in touched if m in self._folds}
         chunk = self._chunk
+        people = dict(self._people) if len(self._people) <= self.cache_limit // 4 else {}
         self.forget()
+        self._people.update(people)
         self._meetings.update(meetings)
         self._folds.update(folds)
         self._chunk, self._chunk_known = chunk, True
