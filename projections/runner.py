@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -145,11 +146,18 @@ class Projector:
             self._position = self.model.position()
         return self._position, read_notes(self.app.recorder, self._position, size)
 
-    def _catch_up_overlapped(self, size: int, progress: Callable[[int], None] | None) -> None:
+    def _catch_up_overlapped(
+        self,
+        size: int,
+        progress: Callable[[int], None] | None,
+        first: Callable[[], None] | None = None,
+    ) -> None:
         """Catch up with each batch committed in a thread of its own while the next batch is
         read and applied in memory. SQLite gives up the GIL while it writes (for the whole
         of each multi-row statement), so on a machine of two cores the writes cost the
-        projection little; a batch that reads the views first waits for the last commit."""
+        projection little; a batch that reads the views first waits for the last commit.
+        ``first`` runs in that thread before the first commit (emptying the views, while
+        the first batch is read)."""
         projection = self.projection
         pending: Future[None] | None = None
         committed: int | None = None
@@ -164,6 +172,8 @@ class Projector:
 
         with ThreadPoolExecutor(1, thread_name_prefix="prepmeet-views-writer") as writer:
             projection.settle = settle
+            if first is not None:
+                pending = writer.submit(first)
             try:
                 while not self._stop.is_set():
                     start, notes = self._next_page(size)
@@ -200,13 +210,13 @@ class Projector:
         with self._lock:
             if not self.model.acquire_writer(wait=wait, stop=self._stop):
                 raise ViewsBusy("another projector holds the views; stop it first")
-            self.model.reset()
             self.projection.assume_empty()
             self._position = 0
             self._checked_schema = True
             total = self.app.recorder.max_notification_id() or 0
+            empty = functools.partial(self.model.reset, indexes=False)
             with self.model.bulk_load(), _progress_bar(total, progress) as advance:
-                self._catch_up_overlapped(self.rebuild_batch_size, advance)
+                self._catch_up_overlapped(self.rebuild_batch_size, advance, first=empty)
             return self._position if self._position is not None else self.model.position()
 
     def status(self) -> dict[str, int]:

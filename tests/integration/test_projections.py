@@ -355,6 +355,18 @@ def test_views_are_the_same_whatever_the_working_set_keeps(tmp_path: Path) -> No
         app.close()
 
 
+def indexes(side: Side) -> set[str]:
+    """The secondary indexes the views have now."""
+    if side.url is None:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    else:
+        sql = (
+            "SELECT indexname FROM pg_indexes "
+            "WHERE left(indexname, 3) = 'pm_' AND indexname NOT LIKE '%pkey'"
+        )
+    return {str(row[0]) for row in side.model.fetch(sql)}
+
+
 def test_a_rebuild_that_commits_behind_its_batches_builds_the_same_views(side: Side) -> None:
     """A rebuild commits each batch in a thread while the next is applied; in small batches,
     and with a working set that is dropped after nearly every batch (so that batches read
@@ -367,9 +379,13 @@ def test_a_rebuild_that_commits_behind_its_batches_builds_the_same_views(side: S
     rebuilding.projection.cache_limit = 3
     commits: list[int] = []
     commit = side.model.commit_batch
+    built = indexes(side)
+    assert built == {name for name, _ in side.model.secondary_indexes()}
+    during: list[set[str]] = []
 
     def counted(expected: int, position: int, statements: Any) -> None:
         commits.append(position)
+        during.append(indexes(side))
         commit(expected, position, statements)
 
     side.model.commit_batch = counted  # type: ignore[method-assign]
@@ -380,6 +396,8 @@ def test_a_rebuild_that_commits_behind_its_batches_builds_the_same_views(side: S
     assert side.dump() == incremental
     assert len(commits) == -(-end // 7)
     assert commits == sorted(commits)
+    assert during[0] == set() and during[-1] == set()  # built once, after the batches
+    assert indexes(side) == built
 
 
 def test_a_rebuild_whose_commit_fails_stops_at_the_last_batch_committed(side: Side) -> None:
@@ -403,6 +421,7 @@ def test_a_rebuild_whose_commit_fails_stops_at_the_last_batch_committed(side: Si
             rebuilding.rebuild()
         assert side.model.position() == calls[1] == 20
         assert len(calls) == 3  # no batch is committed after the one that failed
+        assert indexes(side) == {name for name, _ in side.model.secondary_indexes()}
         side.model.commit_batch = commit  # type: ignore[method-assign]
         assert rebuilding.catch_up() == end
     finally:
