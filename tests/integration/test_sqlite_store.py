@@ -150,3 +150,21 @@ def test_the_change_stamp_is_unknown_without_a_write_ahead_log(tmp_path: Path) -
         assert memory.recorder.change_stamp() is None
     finally:
         memory.close()
+
+
+@pytest.mark.parametrize("count", [1, 3, ROWS_PER_INSERT, 2 * ROWS_PER_INSERT + 7])
+def test_the_positions_given_are_the_rowids_the_events_got(recorder: Recorder, count: int) -> None:
+    table = recorder.events_table_name
+    first = recorder.insert_events([stored(uuid4(), 1) for _ in range(5)])
+    assert first == [1, 2, 3, 4, 5]
+    with recorder.datastore.get_connection(commit=True) as conn:
+        conn.cursor().sqlite_cursor.execute(f"DELETE FROM {table} WHERE rowid = 5")
+    events = [stored(o, v) for o in (uuid4(), uuid4()) for v in range(1, count + 1)]
+    ids = recorder.insert_events(events)
+    assert ids is not None and len(ids) == len(events)
+    with recorder.datastore.get_connection(commit=False) as conn:
+        cursor = conn.cursor().sqlite_cursor
+        cursor.execute(f"SELECT originator_id, originator_version, rowid FROM {table}")
+        rowids = {(row[0], row[1]): row[2] for row in cursor.fetchall()}
+    assert ids == [rowids[(e.originator_id.hex, e.originator_version)] for e in events]
+    assert ids == list(range(5, 5 + len(events)))  # the deleted last rowid is taken again
