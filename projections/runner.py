@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -27,6 +28,14 @@ log = logging.getLogger("prepmeet.projector")
 
 BATCH_SIZE = 500
 REBUILD_BATCH_SIZE = 5000
+COMMITS_AHEAD = 3
+"""Commits of a rebuild that may wait their turn while the next batch is applied."""
+
+
+class _NotAttempted(Exception):
+    """A commit queued behind one that failed."""
+
+
 POLL_INTERVAL = 0.1
 
 
@@ -152,28 +161,48 @@ class Projector:
         progress: Callable[[int], None] | None,
         first: Callable[[], None] | None = None,
     ) -> None:
-        """Catch up with each batch committed in a thread of its own while the next batch is
-        read and applied in memory. SQLite gives up the GIL while it writes (for the whole
-        of each multi-row statement), so on a machine of two cores the writes cost the
-        projection little; a batch that reads the views first waits for the last commit.
-        ``first`` runs in that thread before the first commit (emptying the views, while
-        the first batch is read)."""
+        """Catch up with the batches committed in a thread of their own, in order, while
+        the next ones are read and applied in memory. SQLite gives up the GIL while it
+        writes (for the whole of each multi-row statement), so on a machine of two cores
+        the writes cost the projection little. Up to :data:`COMMITS_AHEAD` commits wait
+        their turn, so that a long one (``first``, which empties the views, or a commit
+        that meets a WAL checkpoint) does not hold the projection up; a batch that reads
+        the views first waits for every commit before it. After a commit fails, those
+        queued behind it are not attempted."""
         projection = self.projection
-        pending: Future[None] | None = None
-        committed: int | None = None
+        pending: deque[tuple[Future[None], int | None]] = deque()
+        failed = threading.Event()
 
-        def settle() -> None:
-            nonlocal pending
-            if pending is not None:
-                done, pending = pending, None
-                done.result()
-                if progress is not None and committed is not None:
-                    progress(committed)
+        def attempt(job: Callable[..., None], *args: Any) -> None:
+            if failed.is_set():
+                raise _NotAttempted
+            try:
+                job(*args)
+            except BaseException:
+                failed.set()
+                raise
+
+        def drain() -> None:
+            while pending:
+                with suppress(BaseException):
+                    pending.popleft()[0].result()
+            failed.clear()
+
+        def settle_to(left: int) -> None:
+            while len(pending) > left:
+                done, position = pending.popleft()
+                try:
+                    done.result()
+                except BaseException:
+                    drain()
+                    raise
+                if progress is not None and position is not None:
+                    progress(position)
 
         with ThreadPoolExecutor(1, thread_name_prefix="prepmeet-views-writer") as writer:
-            projection.settle = settle
+            projection.settle = functools.partial(settle_to, 0)
             if first is not None:
-                pending = writer.submit(first)
+                pending.append((writer.submit(attempt, first), None))
             try:
                 while not self._stop.is_set():
                     start, notes = self._next_page(size)
@@ -181,20 +210,21 @@ class Projector:
                         break
                     try:
                         position, statements = projection.prepare(notes, start)
-                        settle()
+                        settle_to(COMMITS_AHEAD - 1)
                     except TrackingMoved as moved:
                         log.info("views moved by another writer (%s); resuming from them", moved)
                         self._position = None
                         continue
-                    pending = writer.submit(self.model.commit_batch, start, position, statements)
-                    self._position = committed = position
+                    commit = writer.submit(
+                        attempt, self.model.commit_batch, start, position, statements
+                    )
+                    pending.append((commit, position))
+                    self._position = position
                     if len(notes) < size:
                         break
-                settle()
+                settle_to(0)
             except BaseException:
-                if pending is not None:
-                    with suppress(BaseException):
-                        pending.result()
+                drain()
                 projection.forget()
                 self._position = None
                 raise
