@@ -48,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         projector = subprocess.Popen([sys.executable, "-m", "api.cli", "project"])
     try:
         uvicorn.run(
-            "api.main:create_app",
+            "api.main:serve_app",
             factory=True,
             host=args.host,
             port=args.port,

@@ -1,4 +1,4 @@
-"""``uvicorn --factory api.main:create_app`` on a store it cannot use: one line, no traceback."""
+"""The uvicorn factories: one line, no traceback, on a store they cannot use; what they set up."""
 
 from __future__ import annotations
 
@@ -49,3 +49,18 @@ def test_the_server_sets_the_interpreter_switch_interval_it_is_given(tmp_path: P
     assert refused.returncode != 0
     assert "Traceback" not in refused.stderr
     assert [line for line in refused.stderr.splitlines() if line.startswith("prepmeet:")]
+
+
+def test_the_server_factory_freezes_what_startup_built_and_create_app_does_not(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import gc; from api.main import {name}; app = {name}(); "
+        "print(gc.get_freeze_count()); app.state.container.close()"
+    )
+    served = run(["-c", script.format(name="serve_app")], tmp_path)
+    assert served.returncode == 0, served.stderr
+    assert int(served.stdout.split()[-1]) > 10_000
+    created = run(["-c", script.format(name="create_app")], tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert int(created.stdout.split()[-1]) == 0
