@@ -81,15 +81,21 @@ def test_the_document_of_an_unknown_meeting_is_not_found(
         views.document("not-a-uuid")
 
 
-def test_the_live_document_is_cached_by_meeting_and_position(
-    model: tuple[PreparatoryMeetings, ReadModel],
-) -> None:
-    app, views = model
+def scheduled(app: PreparatoryMeetings) -> tuple[str, str]:
+    """A secretariat user and a meeting it scheduled (not open yet): their ids."""
     sec = app.create_user(SYSTEM, "Sec", "UN DPO", secretariat=True).state["id"]
     mid = app.schedule_meeting(
         sec, "Prep", "CIPS", "2025-04-15", "2025-04-16", ["Pakistan"], "berlin-2025",
         [{"key": "technology", "title": "Technology"}],
     ).state["id"]  # fmt: skip
+    return sec, mid
+
+
+def test_the_live_document_is_cached_by_meeting_and_position(
+    model: tuple[PreparatoryMeetings, ReadModel],
+) -> None:
+    app, views = model
+    sec, mid = scheduled(app)
     with Projector(app, views) as projector:
         projector.catch_up()
         first = views.document(mid)
@@ -110,11 +116,7 @@ def test_a_download_head_kept_between_reads_answers_a_change_made_elsewhere_at_o
     model: tuple[PreparatoryMeetings, ReadModel], tmp_path: Path
 ) -> None:
     app, views = model
-    sec = app.create_user(SYSTEM, "Sec", "UN DPO", secretariat=True).state["id"]
-    mid = app.schedule_meeting(
-        sec, "Prep", "CIPS", "2025-04-15", "2025-04-16", ["Pakistan"], "berlin-2025",
-        [{"key": "technology", "title": "Technology"}],
-    ).state["id"]  # fmt: skip
+    sec, mid = scheduled(app)
     with Projector(app, views) as projector:
         projector.catch_up()
     stamp = views.change_stamp()
