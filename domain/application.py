@@ -19,8 +19,9 @@ from eventsourcing.application import (
     ProcessingEvent,
 )
 from eventsourcing.domain import Aggregate, DomainEvent
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.sqlite import SQLiteConnectionPool
+from eventsourcing.utils import get_topic
 
 from domain import rules
 from domain.audit import Chain
@@ -158,6 +159,10 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+NUMBERED_TOPICS = (get_topic(ProposalLogged),)
+"""Topics of the events a store may number at commit: the log entries."""
+
+
 class PreparatoryMeetings(Application[UUID]):
     """Meetings, their participants and proposals, and the people who act on them."""
 
@@ -220,6 +225,43 @@ class PreparatoryMeetings(Application[UUID]):
             return self.last_position()
         recordings = self._group.save(processing, entry)
         return max(r.notification.id for r in recordings)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Record the events; a store that can number a sequence at commit (PostgreSQL)
+        numbers the log entries there, so that processes appending to one meeting's log
+        never conflict on its versions (the events are given the versions recorded)."""
+        insert = getattr(self.recorder, "insert_numbered_events", None)
+        events = processing_event.events
+        if (
+            insert is None
+            or processing_event.tracking is not None
+            or processing_event.saved_kwargs
+            or not any(type(e) is ProposalLogged for e in events)
+        ):
+            return super()._record(processing_event)
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        recordings: list[Recording[UUID]] = []
+        for event, s, (position, version) in zip(
+            events, stored, insert(stored, NUMBERED_TOPICS), strict=True
+        ):
+            if version != event.originator_version:
+                object.__setattr__(event, "originator_version", version)
+            recordings.append(
+                Recording(
+                    event,
+                    Notification(
+                        id=position,
+                        originator_id=s.originator_id,
+                        originator_version=version,
+                        topic=s.topic,
+                        state=s.state,
+                    ),
+                )
+            )
+        if self.repository.cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        return recordings
 
     def _log_event(self, entry: LogEntry, version: int) -> DomainEvent:
         log = self._proposal_log(entry.meeting_id)

@@ -6,7 +6,9 @@ saving the events of concurrent commands together costs one commit instead of ma
 command hands its save to :class:`GroupCommit` and waits; the first waiting thread records
 everything queued so far in one transaction. When that transaction meets a version
 conflict, each save of the batch is recorded on its own, so a conflict fails only the
-command that caused it, as if it had saved alone.
+command that caused it, as if it had saved alone. A store that numbers the log entries at
+commit (PostgreSQL) makes appends from several processes to one meeting's log conflict-free;
+elsewhere an entry numbered from a stale head conflicts, and is numbered again and retried.
 """
 
 from __future__ import annotations
@@ -122,7 +124,14 @@ class GroupCommit:
         for p, size in zip(batch, sizes, strict=True):
             p.recordings, p.done = recordings[start : start + size], True
             start += size
+            self._recorded_head(p)
         self._notify(recordings)
+
+    def _recorded_head(self, p: _Pending) -> None:
+        """Keep the head of the log as recorded: a store that numbers the log at commit
+        may have given the entry a later version than the one it came with."""
+        if p.entry is not None and p.recordings:
+            self._heads[p.entry.meeting_id] = p.recordings[-1].notification.originator_version
 
     def _commit_alone(self, p: _Pending) -> None:
         # a log entry that conflicts was numbered from a stale head (another process wrote
@@ -140,6 +149,7 @@ class GroupCommit:
                     continue
                 p.error = error
             else:
+                self._recorded_head(p)
                 self._notify(p.recordings)
             break
         p.done = True

@@ -12,6 +12,8 @@ from urllib.parse import unquote, urlsplit
 EVENTS_FILE = "events.sqlite"
 SQLITE_TOPIC = "domain.sqlite_store:Factory"
 """The ``PERSISTENCE_MODULE`` of the SQLite store (see :mod:`domain.sqlite_store`)."""
+POSTGRES_TOPIC = "domain.postgres_store:Factory"
+"""The ``PERSISTENCE_MODULE`` of the PostgreSQL store (see :mod:`domain.postgres_store`)."""
 
 
 class StoreUnavailable(Exception):
@@ -58,7 +60,7 @@ def store_env(
     if database_url:
         p = parse_postgres_url(database_url)
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.postgres",
+            PERSISTENCE_MODULE=POSTGRES_TOPIC,
             POSTGRES_DBNAME=p.dbname,
             POSTGRES_HOST=p.host,
             POSTGRES_PORT=str(p.port),

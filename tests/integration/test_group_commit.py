@@ -9,11 +9,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from domain.application import PreparatoryMeetings
+from domain.application import NUMBERED_TOPICS, PreparatoryMeetings
+from domain.postgres_store import Recorder as PostgresRecorder
+from domain.store import store_env
 from tests.given import TECH, Given
 
 
@@ -165,3 +170,120 @@ def test_many_commands_on_one_proposal_at_once_all_succeed(file_app: Preparatory
     failures = [r for r in threads_results if isinstance(r, Exception)]
     assert failures == [], "commands on one aggregate take turns instead of conflicting"
     assert g.get(pid).version == version + 24
+
+
+@pytest.fixture
+def pg_store(postgres_url: str, tmp_path: Path) -> dict[str, str]:
+    return store_env(tmp_path / "data", postgres_url)
+
+
+def count_conflicts(app: PreparatoryMeetings) -> list[BaseException]:
+    """Wrap the group commit's recorder: every integrity error it raises."""
+    conflicts: list[BaseException] = []
+    group = app._group
+    record = group._record
+
+    def counted(processing: Any) -> Any:
+        try:
+            return record(processing)
+        except IntegrityError as e:
+            conflicts.append(e)
+            raise
+
+    group._record = counted
+    return conflicts
+
+
+def test_on_postgresql_two_processes_appending_to_one_log_never_conflict(
+    pg_store: dict[str, str],
+) -> None:
+    first = PreparatoryMeetings(env=pg_store)
+    second = PreparatoryMeetings(env={**pg_store, "CREATE_TABLE": "n"})
+    try:
+        g = Given(first).open()
+        conflicts = [count_conflicts(first), count_conflicts(second)]
+        transactions = {id(first): count_records(first), id(second): count_records(second)}
+        made = []
+        for i in range(6):
+            app = first if i % 2 == 0 else second
+            made.append(app.draft_proposal(g.proposer, g.meeting, TECH, f"t{i}", "x"))
+        assert conflicts == [[], []], "each entry was numbered after the head it was written after"
+        assert transactions[id(first)] == [2, 2, 2], "one transaction per creation"
+        assert transactions[id(second)] == [2, 2, 2]
+        entries = list(second.proposal_ids(g.meeting))
+        assert [int(e.originator_version) for e in entries] == list(range(1, 7))
+        assert [e.proposal_id for e in entries] == [r.state["id"] for r in made]
+        assert first._group._heads[UUID(g.meeting)] == 5, "the head as recorded, not as guessed"
+    finally:
+        second.close()
+        first.close()
+
+
+def test_on_postgresql_concurrent_creations_from_two_processes_keep_the_log_whole(
+    pg_store: dict[str, str],
+) -> None:
+    apps = [
+        PreparatoryMeetings(env=pg_store),
+        PreparatoryMeetings(env={**pg_store, "CREATE_TABLE": "n"}),
+    ]
+    try:
+        g = Given(apps[0]).open()
+        conflicts = [count_conflicts(app) for app in apps]
+        barrier = threading.Barrier(8)
+        ids: list[str] = []
+        errors: list[BaseException] = []
+
+        def create(app: PreparatoryMeetings, worker: int) -> None:
+            barrier.wait()
+            for n in range(10):
+                try:
+                    r = app.draft_proposal(g.proposer, g.meeting, TECH, f"{worker}.{n}", "x")
+                    ids.append(r.state["id"])
+                except BaseException as e:
+                    errors.append(e)
+
+        threads = [threading.Thread(target=create, args=(apps[w % 2], w)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert conflicts == [[], []]
+        entries = list(apps[1].proposal_ids(g.meeting))
+        assert [int(e.originator_version) for e in entries] == list(range(1, 81))
+        assert sorted(e.proposal_id for e in entries) == sorted(ids)
+        assert len(set(ids)) == 80
+    finally:
+        for app in reversed(apps):
+            app.close()
+
+
+def test_the_postgresql_recorder_numbers_only_the_sequence_topics(
+    pg_store: dict[str, str],
+) -> None:
+    app = PreparatoryMeetings(env=pg_store)
+    try:
+        recorder = app.recorder
+        assert isinstance(recorder, PostgresRecorder)
+        log, other = uuid4(), uuid4()
+        (topic,) = NUMBERED_TOPICS
+
+        def event(originator: UUID, version: int, kind: str = topic) -> StoredEvent:
+            return StoredEvent(originator, version, kind, b"{}")
+
+        first = recorder.insert_numbered_events(
+            [event(log, 7), event(other, 1, "x:Y"), event(log, 7)], NUMBERED_TOPICS
+        )
+        assert [v for _, v in first] == [1, 1, 2], "numbered from the stored head, in order"
+        again = recorder.insert_numbered_events([event(log, 1)], NUMBERED_TOPICS)
+        assert [v for _, v in again] == [3]
+        ids = [i for i, _ in first + again]
+        assert ids == sorted(ids) and ids[-1] == recorder.max_notification_id()
+        with pytest.raises(IntegrityError):
+            recorder.insert_numbered_events(
+                [event(log, 1), event(other, 1, "x:Y")], NUMBERED_TOPICS
+            )
+        assert recorder.max_notification_id() == ids[-1], "a failed insert writes nothing"
+        assert [e.originator_version for e in recorder.select_events(log)] == [1, 2, 3]
+    finally:
+        app.close()
