@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,24 @@ def cmd_serve(args: argparse.Namespace) -> None:
         os.environ["PREPMEET_CREATE_TABLES"] = "false"
         os.environ["PREPMEET_EMBEDDED_PROJECTOR"] = "false"
         projector = subprocess.Popen([sys.executable, "-m", "api.cli", "project"])
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "log_level": settings.log_level,
+        "log_config": logging_config(settings.log_level),
+        "access_log": False,
+        "server_header": False,
+    }
     try:
-        uvicorn.run(
-            "api.main:serve_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=settings.log_level,
-            log_config=logging_config(settings.log_level),
-            access_log=False,
-            server_header=False,
-        )
+        if args.workers > 1:
+            from api.supervisor import run_workers
+
+            with suppress(KeyboardInterrupt):
+                run_workers(uvicorn.Config("api.main:serve_app", **options))
+        else:
+            uvicorn.run("api.main:serve_app", **options)
     finally:
         if projector is not None:
             projector.terminate()
