@@ -6,6 +6,7 @@ equal the live documents of that time; reads never load aggregates.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import threading
@@ -27,7 +28,7 @@ from domain.users import User
 from projections.compile import forwarded_form, rfc3339
 from projections.decoding import EventDecoder, note_rows
 from projections.documents.canonical import digest, json_bytes
-from projections.runner import Projector
+from projections.runner import COLLECT_EVERY, Projector, collector_paced
 from projections.timetravel import AsOfOutOfRange, compile_as_of
 from projections.timetravel import position_at_time as log_position_at_time
 from projections.views import TABLES, ReadModel, TrackingMoved, open_read_side
@@ -382,10 +383,13 @@ def test_a_rebuild_that_commits_behind_its_batches_builds_the_same_views(side: S
     built = indexes(side)
     assert built == {name for name, _ in side.model.secondary_indexes()}
     during: list[set[str]] = []
+    paces: list[int] = []
+    before = gc.get_threshold()
 
     def counted(expected: int, position: int, statements: Any) -> None:
         commits.append(position)
         during.append(indexes(side))
+        paces.append(gc.get_threshold()[0])
         commit(expected, position, statements)
 
     side.model.commit_batch = counted  # type: ignore[method-assign]
@@ -398,6 +402,8 @@ def test_a_rebuild_that_commits_behind_its_batches_builds_the_same_views(side: S
     assert commits == sorted(commits)
     assert during[0] == set() and during[-1] == set()  # built once, after the batches
     assert indexes(side) == built
+    assert min(paces) >= COLLECT_EVERY, "the collector ran less often throughout"
+    assert gc.get_threshold() == before, "and as before once the rebuild was done"
 
 
 def test_a_rebuild_whose_commit_fails_stops_at_the_last_batch_committed(side: Side) -> None:
@@ -416,9 +422,11 @@ def test_a_rebuild_whose_commit_fails_stops_at_the_last_batch_committed(side: Si
         commit(expected, position, statements)
 
     side.model.commit_batch = failing  # type: ignore[method-assign]
+    before = gc.get_threshold()
     try:
         with pytest.raises(OSError, match="disk full"):
             rebuilding.rebuild()
+        assert gc.get_threshold() == before
         assert side.model.position() == calls[1] == 20
         assert len(calls) == 3  # no batch is committed after the one that failed
         assert indexes(side) == {name for name, _ in side.model.secondary_indexes()}
@@ -692,3 +700,24 @@ def test_a_projector_thread_sees_the_writes_of_another_process(side: Side) -> No
             assert side.model.wait_for(result.position, 5.0)
     finally:
         other.close()
+
+
+def test_the_collector_pace_is_restored_by_the_last_of_overlapping_rebuilds() -> None:
+    before = gc.get_threshold()
+    entered, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with collector_paced():
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other)
+    with collector_paced():
+        assert gc.get_threshold()[0] == max(COLLECT_EVERY, before[0])
+        assert gc.get_threshold()[1:] == before[1:]
+        thread.start()
+        assert entered.wait(10)
+    assert gc.get_threshold()[0] >= COLLECT_EVERY, "the other one still runs"
+    release.set()
+    thread.join(10)
+    assert gc.get_threshold() == before
