@@ -902,6 +902,12 @@ class SQLiteReadModel(ReadModel):
 
     def _open_writer(self) -> None:
         conn = self._connect()
+        # Debian and others build SQLite to zero every page a delete frees, which has the
+        # emptying of the views in a rebuild write the whole file again (93 MB of WAL for
+        # 200,000 events, 0.4 s, then as much again to checkpoint). The views hold only
+        # what the event log holds, so freed pages need no zeroing: FAST zeroes freed
+        # cells only in pages that are written anyway.
+        conn.execute("PRAGMA secure_delete=FAST")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         sync = conn.execute("PRAGMA synchronous").fetchone()[0]
         if str(mode).lower() != "wal" or int(sync) != 1:

@@ -32,6 +32,7 @@ from projections.runner import COLLECT_EVERY, Projector, collector_paced
 from projections.timetravel import AsOfOutOfRange, compile_as_of
 from projections.timetravel import position_at_time as log_position_at_time
 from projections.views import TABLES, ReadModel, TrackingMoved, open_read_side
+from tests.given import TECH, Given
 
 KEYS = {
     "pm_tracking": "id",
@@ -721,3 +722,22 @@ def test_the_collector_pace_is_restored_by_the_last_of_overlapping_rebuilds() ->
     release.set()
     thread.join(10)
     assert gc.get_threshold() == before
+
+
+def test_emptying_the_views_on_sqlite_does_not_write_the_freed_pages_again(side: Side) -> None:
+    if side.url is not None:
+        pytest.skip("SQLite's page handling")
+    g = Given(side.app).open()
+    for i in range(150):
+        side.app.draft_proposal(g.proposer, g.meeting, TECH, f"Proposal {i}", "word " * 800)
+    side.projector.catch_up()
+    views = side.data_dir / "views.sqlite"
+    side.model._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[attr-defined]
+    wal = views.with_name(views.name + "-wal")
+    assert wal.stat().st_size == 0
+    pages = views.stat().st_size // 4096
+    assert pages > 100
+    side.model.reset(indexes=False)
+    assert side.model.fetch("SELECT count(*) FROM pm_proposals") == [(0,)]
+    written = wal.stat().st_size // 4096
+    assert written < pages // 5, f"{written} pages written to empty {pages}"
