@@ -25,15 +25,20 @@ def balances_connections() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` with ``SO_REUSEPORT``, as uvicorn binds its own
-    (the worker that serves it calls ``listen``)."""
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A socket bound to ``host:port`` with ``SO_REUSEPORT``, listening.
+
+    It listens from the start, before its worker is up: connections the kernel gives it
+    meanwhile wait in its backlog for that worker, where a socket that did not listen yet
+    would leave them all to the workers already up (and a burst of keep-alive clients at
+    start would stay on the first worker ready)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
+        sock.listen(backlog)
     except OSError:
         sock.close()
         raise
@@ -45,8 +50,9 @@ class SpreadWorkers(Multiprocess):
     """uvicorn's supervisor, worker ``i`` serving socket ``i`` of its own.
 
     A worker that dies, or is replaced on ``SIGHUP``, is replaced on the same socket, so
-    every socket keeps one worker accepting; ``SIGTTIN`` binds one more socket for the new
-    worker, and ``SIGTTOU`` closes the socket of the worker it stops.
+    every socket keeps one worker accepting (connections wait in its backlog meanwhile);
+    ``SIGTTIN`` binds one more socket for the new worker, and ``SIGTTOU`` closes the socket
+    of the worker it stops.
     """
 
     def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
@@ -101,7 +107,8 @@ class SpreadWorkers(Multiprocess):
 
     def handle_ttin(self) -> None:
         log.info("Received SIGTTIN, increasing the number of processes.")
-        self.slots.append(listening_socket(self.config.host, self.slots[0].getsockname()[1]))
+        port = self.slots[0].getsockname()[1]
+        self.slots.append(listening_socket(self.config.host, port, self.config.backlog))
         self.processes_num += 1
         self.processes.append(self._spawn(len(self.slots) - 1))
 
@@ -125,10 +132,12 @@ def run_workers(config: Config) -> None:
         Multiprocess(config, sockets=[sock]).run()
         return
     try:
-        first = listening_socket(config.host, config.port)
+        first = listening_socket(config.host, config.port, config.backlog)
         sockets = [first]
         port = first.getsockname()[1]
-        sockets += [listening_socket(config.host, port) for _ in range(config.workers - 1)]
+        sockets += [
+            listening_socket(config.host, port, config.backlog) for _ in range(config.workers - 1)
+        ]
     except OSError as e:
         log.error("%s", e)
         sys.exit(STARTUP_FAILURE)

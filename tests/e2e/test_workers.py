@@ -199,3 +199,46 @@ async def until_workers_serve_again(log: Path) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the new worker did not start: {log.read_text()}")
+
+
+async def test_every_socket_listens_before_any_worker_is_up(tmp_path: Path) -> None:
+    """Connections made while a worker starts wait for it, rather than all going to the
+    workers that are up: every socket listens from the moment the port does."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            str(PREPMEET),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            env=environment(tmp_path),
+            cwd=tmp_path,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        for _ in range(int(TIMEOUT / 0.005)):
+            listening = sockets_on(port, LISTEN)
+            if listening:
+                break
+            assert process.returncode is None, log.read_text()
+            await asyncio.sleep(0.005)
+        else:
+            raise AssertionError(f"the port never listened: {log.read_text()}")
+        assert len(listening) == 2, "both sockets listen as soon as the port does"
+        await until_workers_serve(process, 2, log)
+        client, statuses = await burst(f"http://127.0.0.1:{port}")
+        try:
+            assert statuses == [200] * CONNECTIONS
+        finally:
+            await client.aclose()
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
