@@ -217,9 +217,16 @@ class PreparatoryMeetings(Application[UUID]):
         processing: ProcessingEvent[UUID] = ProcessingEvent()
         entry = None
         for item in items:
+            # the library's collect_events tells aggregates from events by runtime protocols,
+            # whose checks cost more than the rest of collecting: our classes are known
             if isinstance(item, LogEntry):
                 entry = item
-            else:
+            elif isinstance(item, Aggregate):
+                processing.events.extend(item.collect_events())
+                processing.aggregates[item.id] = item
+            elif isinstance(item, DomainEvent):
+                processing.events.append(item)
+            elif item is not None:
                 processing.collect_events(item)
         if not processing.events and entry is None:
             return self.last_position()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import date
 
 from domain.errors import InvalidInput
@@ -15,8 +14,14 @@ NAME_MAX = 200
 KEY_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
+FORBIDDEN_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category ``Cc``: U+0000-U+001F and U+007F-U+009F) but
+tab, line feed and carriage return, as one character class: a search in C, where a test of
+each character's category took a tenth of the time a proposal's command takes."""
+
+
 def _has_forbidden_control(value: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value)
+    return FORBIDDEN_CONTROL.search(value) is not None
 
 
 def text(value: object, field: str, limit: int, *, required: bool = True) -> str:
