@@ -27,6 +27,7 @@ from api.deps import (
 from api.errors import HttpProblem
 from api.pagination import Cursor, Limit, paginate
 from api.problems import responses
+from api.routing import ThreadedRoute
 from api.schemas import ChangesOut, ForwardedOut, Page, SigningKeyOut, VersionRecord
 from api.signing import public_info
 from domain.errors import Forbidden, InvalidInput, NotFound
@@ -34,7 +35,7 @@ from projections.documents import FORMATS, seal
 from projections.documents.formats import Format
 from projections.outcome_changes import changes, redline
 
-router = APIRouter(prefix="/api/v1", tags=["documents"])
+router = APIRouter(prefix="/api/v1", tags=["documents"], route_class=ThreadedRoute)
 
 MeetingId = Annotated[str, Path(description="the meeting's id (a UUID)")]
 FormatKey = Annotated[

@@ -15,11 +15,12 @@ from api.deps import App, CurrentUser, Services
 from api.errors import HttpProblem
 from api.pagination import Limit
 from api.problems import responses
+from api.routing import ThreadedRoute
 from api.schemas import EventOut, Page
 from domain.errors import Forbidden, InvalidInput
 from domain.users import User
 
-router = APIRouter(prefix="/api/v1/events", tags=["events"])
+router = APIRouter(prefix="/api/v1/events", tags=["events"], route_class=ThreadedRoute)
 
 POSITION_MAX = 2**63 - 1
 """The largest position the store can hold (a signed 64-bit integer)."""

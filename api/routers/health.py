@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from api.container import Container
 from api.deps import Services
 from api.problems import responses
+from api.routing import ThreadedRoute
 from api.schemas import Health, Ready
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ThreadedRoute)
 
 
 @router.get("/healthz", response_model=Health)

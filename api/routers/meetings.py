@@ -19,6 +19,7 @@ from api.deps import (
 from api.pagination import Cursor, Limit
 from api.problems import responses
 from api.responses import command, single
+from api.routing import ThreadedRoute
 from api.schemas import (
     MeetingCommandOut,
     MeetingCreate,
@@ -32,7 +33,7 @@ from api.schemas import (
 )
 from domain.meeting import Meeting
 
-router = APIRouter(prefix="/api/v1/meetings", tags=["meetings"])
+router = APIRouter(prefix="/api/v1/meetings", tags=["meetings"], route_class=ThreadedRoute)
 
 MeetingId = Annotated[str, Path(description="the meeting's id (a UUID)")]
 

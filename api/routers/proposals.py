@@ -19,6 +19,7 @@ from api.deps import (
 from api.pagination import Cursor, Limit, paginate
 from api.problems import responses
 from api.responses import command, single
+from api.routing import ThreadedRoute
 from api.schemas import (
     ApproveBody,
     CommentCreate,
@@ -37,7 +38,7 @@ from api.schemas import (
 )
 from domain.meeting import Meeting
 
-router = APIRouter(prefix="/api/v1", tags=["proposals"])
+router = APIRouter(prefix="/api/v1", tags=["proposals"], route_class=ThreadedRoute)
 
 ProposalId = Annotated[str, Path(description="the proposal's id (a UUID)")]
 CHANGE = responses(401, 403, 404, 409, 412, 413, 422)

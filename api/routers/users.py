@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Response
 from api.deps import App, CurrentUser, IdempotencyKey, NoBody, Services
 from api.problems import responses
 from api.responses import command, single
+from api.routing import ThreadedRoute
 from api.schemas import MeOut, TokenOut, UserCreate, UserCreated, UserOut
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = APIRouter(prefix="/api/v1", tags=["users"], route_class=ThreadedRoute)
 
 
 @router.get("/me", response_model=MeOut, response_model_exclude_none=True, responses=responses(401))
