@@ -724,20 +724,29 @@ def test_the_collector_pace_is_restored_by_the_last_of_overlapping_rebuilds() ->
     assert gc.get_threshold() == before
 
 
-def test_emptying_the_views_on_sqlite_does_not_write_the_freed_pages_again(side: Side) -> None:
-    if side.url is not None:
-        pytest.skip("SQLite's page handling")
-    g = Given(side.app).open()
-    for i in range(150):
-        side.app.draft_proposal(g.proposer, g.meeting, TECH, f"Proposal {i}", "word " * 800)
-    side.projector.catch_up()
-    views = side.data_dir / "views.sqlite"
-    side.model._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[attr-defined]
-    wal = views.with_name(views.name + "-wal")
-    assert wal.stat().st_size == 0
-    pages = views.stat().st_size // 4096
-    assert pages > 100
-    side.model.reset(indexes=False)
-    assert side.model.fetch("SELECT count(*) FROM pm_proposals") == [(0,)]
-    written = wal.stat().st_size // 4096
-    assert written < pages // 5, f"{written} pages written to empty {pages}"
+def test_emptying_the_views_on_sqlite_does_not_write_the_freed_pages_again(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    app = PreparatoryMeetings(env=store_env(data_dir, None))
+    model = open_read_side(data_dir, None)
+    projector = Projector(app, model)
+    try:
+        g = Given(app).open()
+        for i in range(150):
+            app.draft_proposal(g.proposer, g.meeting, TECH, f"Proposal {i}", "word " * 800)
+        projector.catch_up()
+        views = data_dir / "views.sqlite"
+        model._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[attr-defined]
+        wal = views.with_name(views.name + "-wal")
+        assert wal.stat().st_size == 0
+        pages = views.stat().st_size // 4096
+        assert pages > 100
+        model.reset(indexes=False)
+        assert model.fetch("SELECT count(*) FROM pm_proposals") == [(0,)]
+        written = wal.stat().st_size // 4096
+        assert written < pages // 5, f"{written} pages written to empty {pages}"
+    finally:
+        projector.stop()
+        model.close()
+        app.close()
