@@ -64,22 +64,41 @@ def free_port() -> int:
         return port
 
 
-@contextlib.asynccontextmanager
-async def server(data_dir: Path, log: Path) -> AsyncIterator[str]:
-    """``prepmeet serve`` on a free port, once /healthz answers; stopped with SIGTERM."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+async def spawn_serve(
+    data_dir: Path, log: Path, port: int, *args: str
+) -> asyncio.subprocess.Process:
+    """``prepmeet serve --port PORT ARGS``, its output in ``log``."""
     with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             str(PREPMEET),
             "serve",
             "--port",
             str(port),
+            *args,
             env=environment(data_dir),
             cwd=data_dir,
             stdout=output,
             stderr=asyncio.subprocess.STDOUT,
         )
+
+
+async def terminate(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within the timeout."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def server(data_dir: Path, log: Path) -> AsyncIterator[str]:
+    """``prepmeet serve`` on a free port, once /healthz answers; stopped with SIGTERM."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = await spawn_serve(data_dir, log, port)
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
             for _ in range(int(TIMEOUT / 0.05)):
@@ -94,13 +113,7 @@ async def server(data_dir: Path, log: Path) -> AsyncIterator[str]:
                 raise AssertionError(f"no /healthz within {TIMEOUT} s: {log.read_text()}")
         yield base_url
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), TIMEOUT)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await terminate(process)
     # uvicorn shuts down gracefully on SIGTERM, then exits by that signal (or 0)
     assert process.returncode in (0, -signal.SIGTERM), log.read_text()
     assert "Application shutdown complete" in log.read_text()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from api.supervisor import balances_connections
-from tests.e2e.test_server import PREPMEET, TIMEOUT, environment, free_port
+from tests.e2e.test_server import TIMEOUT, free_port, spawn_serve, terminate
 
 pytestmark = pytest.mark.skipif(
     not balances_connections(), reason="the kernel spreads connections on Linux only"
@@ -112,31 +112,12 @@ async def burst(base_url: str) -> tuple[httpx.AsyncClient, list[int]]:
 async def served(data_dir: Path, log: Path, workers: int) -> AsyncIterator[tuple[str, int, int]]:
     """``prepmeet serve --workers N`` until every worker answers: URL, port, supervisor pid."""
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            str(PREPMEET),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            env=environment(data_dir),
-            cwd=data_dir,
-            stdout=output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+    process = await spawn_serve(data_dir, log, port, "--workers", str(workers))
     try:
         await until_workers_serve(process, workers, log)
-        yield base_url, port, process.pid
+        yield f"http://127.0.0.1:{port}", port, process.pid
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), TIMEOUT)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await terminate(process)
     assert process.returncode in (0, -signal.SIGTERM), log.read_text()
 
 
@@ -206,19 +187,7 @@ async def test_every_socket_listens_before_any_worker_is_up(tmp_path: Path) -> N
     workers that are up: every socket listens from the moment the port does."""
     port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            str(PREPMEET),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            env=environment(tmp_path),
-            cwd=tmp_path,
-            stdout=output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+    process = await spawn_serve(tmp_path, log, port, "--workers", "2")
     try:
         for _ in range(int(TIMEOUT / 0.005)):
             listening = sockets_on(port, LISTEN)
@@ -236,9 +205,4 @@ async def test_every_socket_listens_before_any_worker_is_up(tmp_path: Path) -> N
         finally:
             await client.aclose()
     finally:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), TIMEOUT)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await terminate(process)
