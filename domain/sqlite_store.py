@@ -10,6 +10,7 @@ state of the file) and inserts the events of a commit with one statement.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -43,6 +44,11 @@ CANONICAL_ID = (
     "substr(originator_id, 17, 4) || '-' || substr(originator_id, 21) ELSE originator_id END"
 )
 """The stored originator id (a UUID's 32 hex digits) as the UUID's canonical text."""
+
+PAGE_FIELD = "\x1f"
+PAGE_STATE = b"\x1e"
+"""The separators of a page of notifications read as joined columns (see
+:meth:`Recorder.select_notification_rows`)."""
 
 ROWS_PER_INSERT = 500
 """Events per ``INSERT`` (four parameters each, well under SQLite's limit of 32,766)."""
@@ -235,25 +241,63 @@ class Recorder(SQLiteApplicationRecorder):
             for row in self._select(statement, params)
         ]
 
-    def select_notification_rows(self, after: int, limit: int) -> list[NotificationRow]:
+    def select_notification_rows(
+        self, after: int, limit: int, *, one_step: bool = True
+    ) -> list[NotificationRow]:
         """Up to ``limit`` notifications after position ``after``, as plain rows; the
-        originator id is the UUID's canonical text, made by SQLite (whose work, unlike
-        Python's, does not hold the GIL)."""
+        originator id is the UUID's canonical text.
+
+        The page is read as one row of aggregates, each column of the page joined by a
+        separator (control characters, which neither an id, a topic nor a JSON state
+        holds): SQLite builds it in one step without the GIL, where a row at a time takes
+        the GIL back after every row. Under load that cut the projection's lag: every
+        hand-back waits for the request threads. A page whose parts do not split into as
+        many rows as it has, or whose states do not add up to their stored length (a state
+        holding the separator, compressed or enciphered), is read again a row at a time.
+        Without ``one_step`` the page is read a row at a time: a rebuild, which reads
+        while little else wants the GIL, goes a tenth faster that way (joining and splitting
+        a page of 5,000 rows copies it twice)."""
         with self.datastore.get_connection(commit=False) as conn:
             cursor = conn.cursor().sqlite_cursor
             cursor.row_factory = None
             try:
-                cursor.execute(
-                    f"SELECT rowid, {CANONICAL_ID}, originator_version, topic, state "
-                    f"FROM {self.events_table_name} WHERE rowid>? ORDER BY rowid LIMIT ?",
-                    (after, limit),
-                )
-                rows: list[NotificationRow] = cursor.fetchall()
-                return rows
+                if not one_step:
+                    cursor.execute(self._rows_statement, (after, limit))
+                    by_row: list[NotificationRow] = cursor.fetchall()
+                    return by_row
+                cursor.execute(self._page_statement, (after, limit))
+                count, ids, originators, versions, topics, states, size = cursor.fetchone()
+                if not count:
+                    return []
+                rows = None
+                if len(states) == size + count - 1:  # every byte of every state, as stored
+                    rows = _split_page(count, ids, originators, versions, topics, states)
+                if rows is not None:
+                    return rows
+                cursor.execute(self._rows_statement, (after, limit))
+                listed: list[NotificationRow] = cursor.fetchall()
+                return listed
             except sqlite3.Error as e:
                 raise persistence_error(e) from e
             finally:
                 cursor.close()
+
+    @functools.cached_property
+    def _rows_statement(self) -> str:
+        return (
+            f"SELECT rowid, {CANONICAL_ID}, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid>? ORDER BY rowid LIMIT ?"
+        )
+
+    @functools.cached_property
+    def _page_statement(self) -> str:
+        return (
+            "SELECT count(*), group_concat(rowid, char(31)), group_concat(oid, char(31)), "
+            "group_concat(originator_version, char(31)), group_concat(topic, char(31)), "
+            "CAST(group_concat(state, char(30)) AS BLOB), sum(length(state)) "
+            f"FROM (SELECT rowid, {CANONICAL_ID} AS oid, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid>? ORDER BY rowid LIMIT ?)"
+        )
 
     def max_notification_id(self) -> int:
         value: int = self._select(self.select_max_notification_id_statement)[0][0]
@@ -306,6 +350,28 @@ class Recorder(SQLiteApplicationRecorder):
             assert isinstance(last, int)
             ids.extend(range(last - len(part) + 1, last + 1))
         return ids
+
+
+def _split_page(
+    count: int, ids: str, originators: str, versions: str, topics: str, states: bytes
+) -> list[NotificationRow] | None:
+    """The rows of a page read as joined columns; ``None`` when a column does not split
+    into ``count`` parts, or the rows are not in position order."""
+    columns = (
+        ids.split(PAGE_FIELD),
+        originators.split(PAGE_FIELD),
+        versions.split(PAGE_FIELD),
+        topics.split(PAGE_FIELD),
+        states.split(PAGE_STATE),
+    )
+    if any(len(column) != count for column in columns):
+        return None
+    positions = list(map(int, columns[0]))
+    if positions != sorted(positions):
+        return None
+    return list(
+        zip(positions, columns[1], map(int, columns[2]), columns[3], columns[4], strict=True)
+    )
 
 
 class Factory(SQLiteFactory):

@@ -57,15 +57,18 @@ NoteRow = tuple[int, str, int, str, bytes]
 """A :class:`Note` as a plain tuple: position, originator id, version, topic and state."""
 
 
-def read_notes(recorder: ApplicationRecorder, after: int, limit: int) -> list[NoteRow]:
+def read_notes(
+    recorder: ApplicationRecorder, after: int, limit: int, *, one_step: bool = True
+) -> list[NoteRow]:
     """Up to ``limit`` notifications after position ``after``, as plain rows.
 
     The SQLite store gives them as it reads them, the text of the ids made by SQLite: a
     reader of the whole log is spared a ``UUID`` and a frozen dataclass per event, which
-    cost twice what reading the rows does.
+    cost twice what reading the rows does. ``one_step`` reads the page in one step (see
+    :meth:`domain.sqlite_store.Recorder.select_notification_rows`).
     """
     if isinstance(recorder, SQLiteRecorder):
-        return recorder.select_notification_rows(after, limit)
+        return recorder.select_notification_rows(after, limit, one_step=one_step)
     return note_rows(recorder.select_notifications(after, limit, inclusive_of_start=False))
 
 

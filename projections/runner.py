@@ -180,14 +180,16 @@ class Projector:
                     break
             return self._position if self._position is not None else self.model.position()
 
-    def _next_page(self, size: int) -> tuple[int, list[NoteRow]]:
+    def _next_page(self, size: int, one_step: bool = True) -> tuple[int, list[NoteRow]]:
         """The position the views are at and the notifications after it; after a failed or
         moved batch (no position known), the working set is dropped and the position read
         from the views."""
         if self._position is None:
             self.projection.forget()
             self._position = self.model.position()
-        return self._position, read_notes(self.app.recorder, self._position, size)
+        return self._position, read_notes(
+            self.app.recorder, self._position, size, one_step=one_step
+        )
 
     def _catch_up_overlapped(
         self,
@@ -239,7 +241,7 @@ class Projector:
                 pending.append((writer.submit(attempt, first), None))
             try:
                 while not self._stop.is_set():
-                    start, notes = self._next_page(size)
+                    start, notes = self._next_page(size, one_step=False)
                     if not notes:
                         break
                     try:

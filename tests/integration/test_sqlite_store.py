@@ -7,12 +7,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from domain import sqlite_store
 from domain.application import PreparatoryMeetings
 from domain.sqlite_store import ROWS_PER_INSERT, Recorder, WalStamp
 from domain.store import store_env
@@ -81,6 +83,36 @@ def test_notification_rows_are_the_notifications_with_the_ids_as_text(recorder: 
     assert recorder.select_notification_rows(0, 100) == expected
     assert recorder.select_notification_rows(4, 5) == expected[4:9]
     assert recorder.select_notification_rows(len(expected), 5) == []
+
+
+def test_notification_rows_keep_any_state_and_read_row_by_row_a_page_that_holds_a_separator(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    states = [b"", b'{"a":1}', b"\xff\xfe not utf-8", b"zero\x00byte", b"a\x1eb", b"\x1f", b"x"]
+    originator = uuid4()
+    recorder.insert_events(
+        [StoredEvent(originator, v, "t:A", state) for v, state in enumerate(states, 1)]
+    )
+    expected = [(v, str(originator), v, "t:A", state) for v, state in enumerate(states, 1)]
+    split_pages: list[bool] = []
+    split = sqlite_store._split_page
+
+    def spied(*args: Any) -> Any:
+        rows = split(*args)
+        split_pages.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(sqlite_store, "_split_page", spied)
+    assert recorder.select_notification_rows(0, 100) == expected
+    assert recorder.select_notification_rows(0, 4) == expected[:4]
+    assert recorder.select_notification_rows(5, 100) == expected[5:]
+    assert recorder.select_notification_rows(6, 100) == expected[6:]
+    # the page with the state separator in a state is read again a row at a time; the others
+    # (empty, binary and NUL-holding states, a field separator inside a state) split as read
+    assert split_pages == [False, True, True, True]
+    assert recorder.select_notification_rows(0, 100, one_step=False) == expected
+    assert recorder.select_notification_rows(2, 3, one_step=False) == expected[2:5]
+    assert len(split_pages) == 4, "a row at a time when asked"
 
 
 def test_a_failed_read_raises_the_library_error(recorder: Recorder) -> None:
