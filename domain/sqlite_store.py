@@ -261,19 +261,15 @@ class Recorder(SQLiteApplicationRecorder):
             cursor = conn.cursor().sqlite_cursor
             cursor.row_factory = None
             try:
-                if not one_step:
-                    cursor.execute(self._rows_statement, (after, limit))
-                    by_row: list[NotificationRow] = cursor.fetchall()
-                    return by_row
-                cursor.execute(self._page_statement, (after, limit))
-                count, ids, originators, versions, topics, states, size = cursor.fetchone()
-                if not count:
-                    return []
-                rows = None
-                if len(states) == size + count - 1:  # every byte of every state, as stored
-                    rows = _split_page(count, ids, originators, versions, topics, states)
-                if rows is not None:
-                    return rows
+                if one_step:
+                    cursor.execute(self._page_statement, (after, limit))
+                    count, ids, originators, versions, topics, states, size = cursor.fetchone()
+                    if not count:
+                        return []
+                    if len(states) == size + count - 1:  # every byte of every state, as stored
+                        rows = _split_page(count, ids, originators, versions, topics, states)
+                        if rows is not None:
+                            return rows
                 cursor.execute(self._rows_statement, (after, limit))
                 listed: list[NotificationRow] = cursor.fetchall()
                 return listed
