@@ -25,7 +25,7 @@ from eventsourcing.utils import get_topic
 
 from domain import rules
 from domain.audit import Chain
-from domain.base import recorded
+from domain.base import apply_events, recorded
 from domain.concurrency import (
     AggregateCache,
     GroupCommit,
@@ -183,7 +183,7 @@ class PreparatoryMeetings(Application[UUID]):
         self._stamp = stamp or (lambda: None)
         self._position_seen: tuple[bytes, int] | None = None
         self._aggregates = AggregateCache(
-            lambda i: self.repository.get(i),
+            lambda i: self.repository.get(i, projector_func=apply_events),
             lambda i, v: self.events.get(originator_id=i, gt=v),
             stamp=self._stamp,
         )
@@ -401,7 +401,7 @@ class PreparatoryMeetings(Application[UUID]):
 
         def replay(version: int) -> tuple[A, int, bool]:
             uid = self._get(cls, kind, id_).id
-            agg: A = self.repository.get(uid, version=version)
+            agg: A = self.repository.get(uid, version=version, projector_func=apply_events)
             return agg, self.event_positions(uid)[version], False
 
         def earlier() -> int | None:
@@ -1145,7 +1145,9 @@ class PreparatoryMeetings(Application[UUID]):
         if mark is not None and not result.created:
             # a retry: the first comment is the last one as of the version it made
             first: Proposal = self.repository.get(
-                UUID(result.state["id"]), version=result.state["version"]
+                UUID(result.state["id"]),
+                version=result.state["version"],
+                projector_func=apply_events,
             )
             made.update(first.comments[-1])
         result.created = mark is None or result.created
