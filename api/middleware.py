@@ -111,28 +111,36 @@ class Timeout:
         if scope["type"] != "http" or self.seconds <= 0 or scope["path"].endswith(UNBOUNDED):
             await self.app(scope, receive, send)
             return
-        started = asyncio.Event()
-        timed_out = False
+        loop = asyncio.get_running_loop()
+        # one future, settled by whichever comes first: the response's start, the end of
+        # the request, or the timer (cheaper than a second task and ``asyncio.wait``)
+        settled = loop.create_future()
+        started = timed_out = False
+
+        def settle(_: object = None) -> None:
+            if not settled.done():
+                settled.set_result(None)
 
         async def guarded_send(message: Message) -> None:
+            nonlocal started
             if timed_out:
                 return  # the client has had its 503
             if message["type"] == "http.response.start":
-                started.set()
+                started = True
+                settle()
             await send(message)
 
         task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
-        waiter = asyncio.ensure_future(started.wait())
+        task.add_done_callback(settle)
+        timer = loop.call_later(self.seconds, settle)
         try:
-            await asyncio.wait(
-                {task, waiter}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED
-            )
+            await settled
         except BaseException:
             task.cancel()
             raise
         finally:
-            waiter.cancel()
-        if started.is_set() or task.done():
+            timer.cancel()
+        if started or task.done():
             await task
             return
         timed_out = True
