@@ -935,7 +935,7 @@ class PreparatoryMeetings(Application[UUID]):
 
     def _proposal_command(
         self,
-        actor: str,
+        meeting: Meeting,
         proposal_id: UUID | str,
         action: str,
         expected_version: int | None,
@@ -943,7 +943,11 @@ class PreparatoryMeetings(Application[UUID]):
         decide: Callable[[Proposal], list[Aggregate | DomainEvent] | None],
         mark: dict[str, str] | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, action)
+        """Decide on the proposal under its meeting's lock and record the decision.
+
+        ``meeting`` is the proposal's meeting as :meth:`check_proposal_action` returned it
+        to the caller, which checks access before it checks its input. The proposal's state
+        and the meeting's status are read again under the lock."""
 
         def checked(proposal: Proposal) -> list[Aggregate | DomainEvent]:
             proposal.check(action)
@@ -966,7 +970,7 @@ class PreparatoryMeetings(Application[UUID]):
         rationale: str | None = None,
         expected_version: int | None = None,
     ) -> Result:
-        self.check_proposal_action(actor, proposal_id, "revise")
+        _, meeting = self.check_proposal_action(actor, proposal_id, "revise")
         if title is None and text is None and rationale is None:
             raise InvalidInput("give at least one of title, text, rationale")
         if title is not None:
@@ -975,7 +979,7 @@ class PreparatoryMeetings(Application[UUID]):
             rules.text(text, "text", rules.TEXT_MAX)
         rules.optional_text(rationale, "rationale", rules.TEXT_MAX)
         return self._proposal_command(
-            actor,
+            meeting,
             proposal_id,
             "revise",
             expected_version,
@@ -986,8 +990,9 @@ class PreparatoryMeetings(Application[UUID]):
     def submit_proposal(
         self, actor: str, proposal_id: UUID | str, expected_version: int | None = None
     ) -> Result:
+        _, meeting = self.check_proposal_action(actor, proposal_id, "submit")
         return self._proposal_command(
-            actor,
+            meeting,
             proposal_id,
             "submit",
             expected_version,
@@ -1002,10 +1007,10 @@ class PreparatoryMeetings(Application[UUID]):
         reason: str | None = None,
         expected_version: int | None = None,
     ) -> Result:
-        self.check_proposal_action(actor, proposal_id, "withdraw")
+        _, meeting = self.check_proposal_action(actor, proposal_id, "withdraw")
         rules.optional_text(reason, "reason", rules.REASON_MAX)
         return self._proposal_command(
-            actor,
+            meeting,
             proposal_id,
             "withdraw",
             expected_version,
@@ -1021,12 +1026,12 @@ class PreparatoryMeetings(Application[UUID]):
         note: str | None = None,
         expected_version: int | None = None,
     ) -> Result:
-        self.check_proposal_action(actor, proposal_id, "approve")
+        _, meeting = self.check_proposal_action(actor, proposal_id, "approve")
         if final_text is not None:
             rules.text(final_text, "final_text", rules.TEXT_MAX)
         rules.optional_text(note, "note", rules.REASON_MAX)
         return self._proposal_command(
-            actor,
+            meeting,
             proposal_id,
             "approve",
             expected_version,
@@ -1041,10 +1046,10 @@ class PreparatoryMeetings(Application[UUID]):
         reason: str,
         expected_version: int | None = None,
     ) -> Result:
-        self.check_proposal_action(actor, proposal_id, "reject")
+        _, meeting = self.check_proposal_action(actor, proposal_id, "reject")
         rules.reason(reason)
         return self._proposal_command(
-            actor,
+            meeting,
             proposal_id,
             "reject",
             expected_version,
@@ -1059,10 +1064,10 @@ class PreparatoryMeetings(Application[UUID]):
         reason: str,
         expected_version: int | None = None,
     ) -> Result:
-        self.check_proposal_action(actor, proposal_id, "request_revision")
+        _, meeting = self.check_proposal_action(actor, proposal_id, "request_revision")
         rules.reason(reason)
         return self._proposal_command(
-            actor,
+            meeting,
             proposal_id,
             "request_revision",
             expected_version,
@@ -1077,10 +1082,10 @@ class PreparatoryMeetings(Application[UUID]):
         reason: str,
         expected_version: int | None = None,
     ) -> Result:
-        self.check_proposal_action(actor, proposal_id, "reconsider")
+        _, meeting = self.check_proposal_action(actor, proposal_id, "reconsider")
         rules.reason(reason)
         return self._proposal_command(
-            actor,
+            meeting,
             proposal_id,
             "reconsider",
             expected_version,
@@ -1096,7 +1101,7 @@ class PreparatoryMeetings(Application[UUID]):
         reason: str,
         expected_version: int | None = None,
     ) -> Result:
-        self.check_proposal_action(actor, proposal_id, "merge")
+        _, meeting = self.check_proposal_action(actor, proposal_id, "merge")
         rules.reason(reason)
         try:
             target_id = UUID(str(into))
@@ -1117,7 +1122,7 @@ class PreparatoryMeetings(Application[UUID]):
             return []
 
         return self._proposal_command(
-            actor, proposal_id, "merge", expected_version, (OPEN, CLOSED), decide
+            meeting, proposal_id, "merge", expected_version, (OPEN, CLOSED), decide
         )
 
     def comment_on_proposal(
@@ -1128,7 +1133,7 @@ class PreparatoryMeetings(Application[UUID]):
         idempotency_key: str | None = None,
     ) -> Result:
         """Comment; ``extra["comment"]`` is the comment (the first one, on a retry)."""
-        self.check_proposal_action(actor, proposal_id, "comment")
+        _, meeting = self.check_proposal_action(actor, proposal_id, "comment")
         rules.text(text, "text", rules.TEXT_MAX)
         mark = self._idempotency(
             "comment", actor, str(proposal_id), idempotency_key, {"text": text}
@@ -1140,7 +1145,7 @@ class PreparatoryMeetings(Application[UUID]):
             made.update(p.comments[-1])
 
         result = self._proposal_command(
-            actor, proposal_id, "comment", None, (OPEN, CLOSED), decide, mark
+            meeting, proposal_id, "comment", None, (OPEN, CLOSED), decide, mark
         )
         if mark is not None and not result.created:
             # a retry: the first comment is the last one as of the version it made
@@ -1162,7 +1167,7 @@ class PreparatoryMeetings(Application[UUID]):
         delegation: str,
         idempotency_key: str | None = None,
     ) -> Result:
-        proposal, _ = self.check_proposal_action(actor, proposal_id, "endorse")
+        proposal, meeting = self.check_proposal_action(actor, proposal_id, "endorse")
         rules.text(delegation, "delegation", rules.NAME_MAX)
         payload = {"delegation": delegation}
         mark = self._idempotency("endorsement", actor, str(proposal_id), idempotency_key, payload)
@@ -1174,7 +1179,7 @@ class PreparatoryMeetings(Application[UUID]):
         if proposer is not None and proposer.delegation == delegation:
             raise RuleViolation(f"{delegation} is the proposing delegation")
         result = self._proposal_command(
-            actor,
+            meeting,
             proposal_id,
             "endorse",
             None,
