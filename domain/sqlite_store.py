@@ -45,6 +45,12 @@ CANONICAL_ID = (
 )
 """The stored originator id (a UUID's 32 hex digits) as the UUID's canonical text."""
 
+
+def canonical_id(digits: str) -> str:
+    """A UUID's 32 hex digits as its canonical text, as :data:`CANONICAL_ID` makes it."""
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
 PAGE_FIELD = "\x1f"
 PAGE_STATE = b"\x1e"
 """The separators of a page of notifications read as joined columns (see
@@ -256,7 +262,10 @@ class Recorder(SQLiteApplicationRecorder):
         holding the separator, compressed or enciphered), is read again a row at a time.
         Without ``one_step`` the page is read a row at a time: a rebuild, which reads
         while little else wants the GIL, goes a tenth faster that way (joining and splitting
-        a page of 5,000 rows copies it twice)."""
+        a page of 5,000 rows copies it twice). Read a row at a time, the ids are put in
+        canonical form here rather than by SQLite: while the views' writer works in another
+        thread, SQLite's string functions made reading the log of a rebuild take twice as
+        long (0.85 s instead of 0.45 s for 200,000 rows; the rebuild went a tenth faster)."""
         with self.datastore.get_connection(commit=False) as conn:
             cursor = conn.cursor().sqlite_cursor
             cursor.row_factory = None
@@ -271,8 +280,10 @@ class Recorder(SQLiteApplicationRecorder):
                         if rows is not None:
                             return rows
                 cursor.execute(self._rows_statement, (after, limit))
-                listed: list[NotificationRow] = cursor.fetchall()
-                return listed
+                return [
+                    (position, canonical_id(oid) if len(oid) == 32 else oid, v, topic, state)
+                    for position, oid, v, topic, state in cursor.fetchall()
+                ]
             except sqlite3.Error as e:
                 raise persistence_error(e) from e
             finally:
@@ -281,7 +292,7 @@ class Recorder(SQLiteApplicationRecorder):
     @functools.cached_property
     def _rows_statement(self) -> str:
         return (
-            f"SELECT rowid, {CANONICAL_ID}, originator_version, topic, state "
+            "SELECT rowid, originator_id, originator_version, topic, state "
             f"FROM {self.events_table_name} WHERE rowid>? ORDER BY rowid LIMIT ?"
         )
 

@@ -16,7 +16,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain import sqlite_store
 from domain.application import PreparatoryMeetings
-from domain.sqlite_store import ROWS_PER_INSERT, Recorder, WalStamp
+from domain.sqlite_store import CANONICAL_ID, ROWS_PER_INSERT, Recorder, WalStamp, canonical_id
 from domain.store import store_env
 
 
@@ -80,9 +80,21 @@ def test_notification_rows_are_the_notifications_with_the_ids_as_text(recorder: 
     recorder.insert_events([stored(o, v) for v in range(1, 6) for o in originators])
     notes = recorder.select_notifications(1, 100)
     expected = [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in notes]
-    assert recorder.select_notification_rows(0, 100) == expected
-    assert recorder.select_notification_rows(4, 5) == expected[4:9]
-    assert recorder.select_notification_rows(len(expected), 5) == []
+    for one_step in (True, False):
+        assert recorder.select_notification_rows(0, 100, one_step=one_step) == expected
+        assert recorder.select_notification_rows(4, 5, one_step=one_step) == expected[4:9]
+        assert recorder.select_notification_rows(len(expected), 5, one_step=one_step) == []
+
+
+def test_ids_are_made_canonical_in_python_as_in_sqlite() -> None:
+    stored_ids = [uuid4().hex for _ in range(50)] + ["0" * 32, "f" * 32, "not-a-uuid", ""]
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute("CREATE TABLE ids (originator_id TEXT)")
+        conn.executemany("INSERT INTO ids VALUES (?)", [(i,) for i in stored_ids])
+        by_sqlite = [r[0] for r in conn.execute(f"SELECT {CANONICAL_ID} FROM ids ORDER BY rowid")]
+    by_python = [canonical_id(i) if len(i) == 32 else i for i in stored_ids]
+    assert by_python == by_sqlite
+    assert by_python[:50] == [str(UUID(i)) for i in stored_ids[:50]]
 
 
 def test_notification_rows_keep_any_state_and_read_row_by_row_a_page_that_holds_a_separator(
