@@ -112,8 +112,8 @@ class Timeout:
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
-        # one future, settled by whichever comes first: the response's start, the end of
-        # the request, or the timer (cheaper than a second task and ``asyncio.wait``)
+        # one future and a timer per request: the future is settled by whichever comes
+        # first, the response's start, the end of the request, or the timer
         settled = loop.create_future()
         started = timed_out = False
 
@@ -137,6 +137,7 @@ class Timeout:
             await settled
         except BaseException:
             task.cancel()
+            task.add_done_callback(_retrieve)
             raise
         finally:
             timer.cancel()
@@ -156,7 +157,8 @@ class Timeout:
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:
-    """Consume the outcome of a request abandoned on timeout (nobody awaits it)."""
+    """Consume the outcome of a request abandoned on timeout or cancellation (nobody awaits
+    it)."""
     if not task.cancelled():
         task.exception()
 
