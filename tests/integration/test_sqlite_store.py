@@ -87,12 +87,13 @@ def test_notification_rows_are_the_notifications_with_the_ids_as_text(recorder: 
 
 
 def test_ids_are_made_canonical_in_python_as_in_sqlite() -> None:
-    stored_ids = [uuid4().hex for _ in range(50)] + ["0" * 32, "f" * 32, "not-a-uuid", ""]
+    stored_ids = [uuid4().hex for _ in range(50)]
+    stored_ids += ["0" * 32, "F" * 32, "not a uuid but 32 characters, ok", "not-a-uuid", ""]
     with sqlite3.connect(":memory:") as conn:
         conn.execute("CREATE TABLE ids (originator_id TEXT)")
         conn.executemany("INSERT INTO ids VALUES (?)", [(i,) for i in stored_ids])
         by_sqlite = [r[0] for r in conn.execute(f"SELECT {CANONICAL_ID} FROM ids ORDER BY rowid")]
-    by_python = [canonical_id(i) if len(i) == 32 else i for i in stored_ids]
+    by_python = [canonical_id(i) for i in stored_ids]
     assert by_python == by_sqlite
     assert by_python[:50] == [str(UUID(i)) for i in stored_ids[:50]]
 
