@@ -945,9 +945,10 @@ class PreparatoryMeetings(Application[UUID]):
     ) -> Result:
         """Decide on the proposal under its meeting's lock and record the decision.
 
-        ``meeting`` is the proposal's meeting as :meth:`check_proposal_action` returned it
-        to the caller, which checks access before it checks its input. The proposal's state
-        and the meeting's status are read again under the lock."""
+        The caller must first call ``check_proposal_action(actor, proposal_id, action)``
+        (access is checked before input, so that 404 and 403 answer before 422) and pass
+        the meeting it returns. The proposal's state and the meeting's status are read
+        again under the lock."""
 
         def checked(proposal: Proposal) -> list[Aggregate | DomainEvent]:
             proposal.check(action)

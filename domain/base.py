@@ -24,9 +24,10 @@ class Event(Aggregate.Event):
 
 def apply_events(aggregate: Any, events: Iterable[Any]) -> Any:
     """The aggregate after applying ``events`` in turn, as the library's
-    ``project_aggregate`` does, less its check of each event against a runtime-checkable
-    protocol: such an ``isinstance`` walks the protocol's members on every call, and cost
-    more than applying the event. Every event read from the store has ``mutate``."""
+    ``project_aggregate`` does, less its ``assert`` of each event against a
+    runtime-checkable protocol: such an ``isinstance`` walks the protocol's members on every
+    call (about 10 µs on Python 3.11), and costs more than applying the event. Every event
+    read from the store has ``mutate``."""
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate

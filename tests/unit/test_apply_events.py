@@ -28,8 +28,9 @@ def test_apply_events_rebuilds_proposals_and_meetings_as_project_aggregate_does(
         events = list(app.events.get(aggregate_id))
         assert len(events) >= 4
         rebuilt = apply_events(None, events)
-        assert type(rebuilt) is type(project_aggregate(None, events))
-        assert state(rebuilt) == state(project_aggregate(None, list(app.events.get(aggregate_id))))
+        expected = project_aggregate(None, list(app.events.get(aggregate_id)))
+        assert type(rebuilt) is type(expected)
+        assert state(rebuilt) == state(expected)
         assert rebuilt.version == len(events)
         # the application reads with it: a fresh read sees the same state
         assert state(app.repository.get(aggregate_id, projector_func=apply_events)) == state(
