@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,13 @@ from fastapi import FastAPI
 from bench.seed import proposal_body
 
 Call = Callable[[], Awaitable[int]]
-LAST_SIZE = [0]
+"""One call of a measure, answering the HTTP status it got."""
 
 
-async def asgi_call(
+async def asgi_post(
     app: Any, path: str, body: bytes, headers: dict[str, str], query: bytes = b""
-) -> int:
-    """One POST through ``app``'s ASGI interface; the response's status (its body's length
-    goes to :data:`LAST_SIZE`)."""
+) -> tuple[int, int]:
+    """One POST through ``app``'s ASGI interface; the response's status and size."""
     raw = [(b"host", b"bench"), (b"content-type", b"application/json")]
     raw.append((b"content-length", str(len(body)).encode()))
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
@@ -61,7 +61,7 @@ async def asgi_call(
         "server": ("127.0.0.1", 80),
     }
     delivered = False
-    status = 0
+    status = size = 0
 
     async def receive() -> dict[str, Any]:
         nonlocal delivered
@@ -72,15 +72,24 @@ async def asgi_call(
         raise AssertionError("unreachable")
 
     async def send(message: dict[str, Any]) -> None:
-        nonlocal status
+        nonlocal status, size
         if message["type"] == "http.response.start":
             status = int(message["status"])
-            LAST_SIZE[0] = 0
         else:
-            LAST_SIZE[0] += len(message.get("body", b""))
+            size += len(message.get("body", b""))
 
     await app(scope, receive, send)
-    return status
+    return status, size
+
+
+def poster(app: Any, path: str, body: bytes, headers: dict[str, str], query: bytes = b"") -> Call:
+    """A call that POSTs ``body`` to ``path`` through ``app``."""
+
+    async def call() -> int:
+        status, _ = await asgi_post(app, path, body, headers, query)
+        return status
+
+    return call
 
 
 async def measure(call: Call, requests: int, rounds: int, ok: tuple[int, ...]) -> dict[str, float]:
@@ -121,57 +130,50 @@ async def run(requests: int, rounds: int) -> dict[str, Any]:
     from bench import echo
 
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="prepmeet-layers-") as tmp:
+    body = proposal_body("technology")
+    raw = json.dumps(body).encode()
+    with tempfile.TemporaryDirectory(prefix="prepmeet-layers-") as tmp, ExitStack() as stack:
         data_dir = Path(tmp)
         app = service(data_dir, projector=False)
+        stack.callback(app.state.container.close)
         core = app.state.container.app
         demo = load_demo(core)
         meeting = demo["meeting_id"]
         token = demo["tokens"]["rapporteur-tech"]
         actor = str(core.authenticate(token).id)
-        body = proposal_body("technology")
-        raw = json.dumps(body).encode()
         auth = {"Authorization": f"Bearer {token}"}
         create_path = f"/api/v1/meetings/{meeting}/proposals"
-        if await asgi_call(app, create_path, raw, auth) != 201:
-            raise RuntimeError("the demo's rapporteur could not create a proposal")
-        size = f"size={LAST_SIZE[0]}".encode()  # the echoes answer as many bytes as a create
-
-        command = commander(app, actor, meeting, body)
+        status, size = await asgi_post(app, create_path, raw, auth)
+        if status != 201:
+            raise RuntimeError(f"the demo's rapporteur could not create a proposal ({status})")
+        query = f"size={size}".encode()  # the echoes answer as many bytes as a create
         plan: list[tuple[str, Call, tuple[int, ...]]] = [
-            ("echo", lambda: asgi_call(echo.app, "/echo/def", raw, {}, size), (200,)),
-            ("echo in prepmeet", lambda: asgi_call(app, "/__bench__/echo", raw, {}, size), (200,)),
-            ("create", lambda: asgi_call(app, create_path, raw, auth), (201,)),
-            ("command", command, (201,)),
+            ("echo", poster(echo.app, "/echo/def", raw, {}, query), (200,)),
+            ("echo in prepmeet", poster(app, "/__bench__/echo", raw, {}, query), (200,)),
+            ("create", poster(app, create_path, raw, auth), (201,)),
+            ("command", commander(app, actor, meeting, body), (201,)),
         ]
-        try:
-            for name, call, ok in plan:
-                results[name] = await measure(call, requests, rounds, ok)
-        finally:
-            app.state.container.close()
+        for name, call, ok in plan:
+            results[name] = await measure(call, requests, rounds, ok)
+        stack.close()
 
         app = service(data_dir, projector=True)
-        core = app.state.container.app
-        container = app.state.container
-        if not container.views.wait_for(core.last_position(), 120):
+        stack.callback(app.state.container.close)
+        if not app.state.container.views.wait_for(app.state.container.app.last_position(), 120):
             raise RuntimeError("the projector did not catch up")
-
-        command_poked = commander(app, actor, meeting, body)
-        try:
-            results["create, projector on"] = await measure(
-                lambda: asgi_call(app, create_path, raw, auth), requests, rounds, (201,)
-            )
-            results["command, projector on"] = await measure(
-                command_poked, requests, rounds, (201,)
-            )
-        finally:
-            container.close()
+        plan = [
+            ("create, projector on", poster(app, create_path, raw, auth), (201,)),
+            ("command, projector on", commander(app, actor, meeting, body), (201,)),
+        ]
+        for name, call, ok in plan:
+            results[name] = await measure(call, requests, rounds, ok)
     return results
 
 
 def commander(app: FastAPI, actor: str, meeting: str, body: dict[str, Any]) -> Call:
     """The create route's command, called directly, and the projector woken as the route
-    wakes it; a call answers 201 as the route does."""
+    wakes it. A call returns 201, so that :func:`measure` treats it as it treats the route;
+    a refused command raises."""
     container = app.state.container
 
     async def call() -> int:

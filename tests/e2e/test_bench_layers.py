@@ -25,8 +25,6 @@ def test_every_layer_of_the_create_route_is_measured(capsys: pytest.CaptureFixtu
     assert set(results) == MEASURES
     for name, figures in results.items():
         assert figures["wall_us"] > 0 and figures["cpu_us"] > 0, name
-    # the route does what the command does and more
-    assert results["create"]["cpu_us"] > results["command"]["cpu_us"]
 
 
 def test_a_route_that_answers_otherwise_stops_the_measure() -> None:
