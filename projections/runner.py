@@ -12,10 +12,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from eventsourcing.persistence import IntegrityError, InternalError, ProgrammingError
 
@@ -37,13 +37,46 @@ COLLECT_EVERY = 50_000
 """Net allocations between two collections of the youngest generation while the views are
 rebuilt (Python's default is 700)."""
 
-_paced = 0
-_paced_lock = threading.Lock()
-_thresholds: tuple[int, ...] = ()
+REBUILD_SWITCH_INTERVAL = 0.001
+"""Seconds a thread may keep the interpreter lock while another waits, during a rebuild, at
+most (Python's default is 0.005; the server's is ``PREPMEET_SWITCH_INTERVAL_MS``)."""
+
+T = TypeVar("T")
 
 
-@contextmanager
-def collector_paced(every: int = COLLECT_EVERY) -> Iterator[None]:
+class _SharedChange(Generic[T]):
+    """A process-wide setting, changed while anyone needs it changed: the first to need it
+    changes it, the last to be done restores it."""
+
+    def __init__(self, read: Callable[[], T], write: Callable[[T], None]) -> None:
+        self._read, self._write = read, write
+        self._users = 0
+        self._saved: T | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def changed(self, to: Callable[[T], T]) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._saved = self._read()
+                self._write(to(self._saved))
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._saved is not None:
+                    self._write(self._saved)
+
+
+_collector: _SharedChange[tuple[int, ...]] = _SharedChange(
+    gc.get_threshold, lambda thresholds: gc.set_threshold(*thresholds)
+)
+_switching: _SharedChange[float] = _SharedChange(sys.getswitchinterval, sys.setswitchinterval)
+
+
+def collector_paced(every: int = COLLECT_EVERY) -> AbstractContextManager[None]:
     """Run the cyclic garbage collector less often meanwhile, then as before.
 
     A rebuild allocates millions of short-lived objects (rows, events, their states) beside
@@ -51,19 +84,20 @@ def collector_paced(every: int = COLLECT_EVERY) -> Iterator[None]:
     at Python's default pace the collections took a tenth of a rebuild. Collections still
     run, so garbage in cycles is still freed. Nested and concurrent uses share one change.
     """
-    global _paced, _thresholds
-    with _paced_lock:
-        if _paced == 0:
-            _thresholds = gc.get_threshold()
-            gc.set_threshold(max(every, _thresholds[0]), *_thresholds[1:])
-        _paced += 1
-    try:
-        yield
-    finally:
-        with _paced_lock:
-            _paced -= 1
-            if _paced == 0:
-                gc.set_threshold(*_thresholds)
+    return _collector.changed(lambda thresholds: (max(every, thresholds[0]), *thresholds[1:]))
+
+
+def switching_often(seconds: float = REBUILD_SWITCH_INTERVAL) -> AbstractContextManager[None]:
+    """Let a thread keep the interpreter lock at most ``seconds`` while another waits,
+    meanwhile; then as before.
+
+    The views' writer thread of a rebuild needs the lock back after each statement it
+    runs, and the thread applying the events, all Python, gives it up only when the switch
+    interval ends: at Python's default of 5 ms the writer spent more time waiting for it
+    than writing, and became as slow as the thread it overlaps. Nested and concurrent uses
+    share one change.
+    """
+    return _switching.changed(lambda current: min(current, seconds))
 
 
 class _NotAttempted(Exception):
@@ -283,6 +317,7 @@ class Projector:
             empty = functools.partial(self.model.reset, indexes=False)
             with (
                 collector_paced(),
+                switching_often(),
                 self.model.bulk_load(),
                 _progress_bar(total, progress) as advance,
             ):

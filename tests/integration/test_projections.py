@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import random
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,13 @@ from domain.users import User
 from projections.compile import forwarded_form, rfc3339
 from projections.decoding import EventDecoder, note_rows
 from projections.documents.canonical import digest, json_bytes
-from projections.runner import COLLECT_EVERY, Projector, collector_paced
+from projections.runner import (
+    COLLECT_EVERY,
+    REBUILD_SWITCH_INTERVAL,
+    Projector,
+    collector_paced,
+    switching_often,
+)
 from projections.timetravel import AsOfOutOfRange, compile_as_of
 from projections.timetravel import position_at_time as log_position_at_time
 from projections.views import TABLES, ReadModel, TrackingMoved, open_read_side
@@ -385,19 +392,25 @@ def test_a_rebuild_that_commits_behind_its_batches_builds_the_same_views(side: S
     assert built == {name for name, _ in side.model.secondary_indexes()}
     during: list[set[str]] = []
     paces: list[int] = []
+    switches: list[float] = []
     before = gc.get_threshold()
+    switch_before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # Python's default, whatever an earlier test left
 
     def counted(expected: int, position: int, statements: Any) -> None:
         commits.append(position)
         during.append(indexes(side))
         paces.append(gc.get_threshold()[0])
+        switches.append(sys.getswitchinterval())
         commit(expected, position, statements)
 
     side.model.commit_batch = counted  # type: ignore[method-assign]
     try:
         assert rebuilding.rebuild() == end
+        after = sys.getswitchinterval()
     finally:
         rebuilding.stop()
+        sys.setswitchinterval(switch_before)
     assert side.dump() == incremental
     assert len(commits) == -(-end // 7)
     assert commits == sorted(commits)
@@ -405,6 +418,8 @@ def test_a_rebuild_that_commits_behind_its_batches_builds_the_same_views(side: S
     assert indexes(side) == built
     assert min(paces) >= COLLECT_EVERY, "the collector ran less often throughout"
     assert gc.get_threshold() == before, "and as before once the rebuild was done"
+    assert max(switches) == pytest.approx(REBUILD_SWITCH_INTERVAL, abs=2e-6), "switched often"
+    assert after == pytest.approx(0.005, abs=2e-6), "and as before once it was done"
 
 
 def test_a_rebuild_whose_commit_fails_stops_at_the_last_batch_committed(side: Side) -> None:
@@ -701,6 +716,36 @@ def test_a_projector_thread_sees_the_writes_of_another_process(side: Side) -> No
             assert side.model.wait_for(result.position, 5.0)
     finally:
         other.close()
+
+
+def test_the_switch_interval_is_lowered_never_raised_and_restored_by_the_last_user() -> None:
+    before = sys.getswitchinterval()
+    entered, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with switching_often():
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other)
+    try:
+        sys.setswitchinterval(0.0002)  # already below the rebuild's: kept
+        with switching_often():
+            assert sys.getswitchinterval() == pytest.approx(0.0002, abs=2e-6)
+        sys.setswitchinterval(0.005)
+        with switching_often():
+            assert sys.getswitchinterval() == pytest.approx(REBUILD_SWITCH_INTERVAL, abs=2e-6)
+            thread.start()
+            assert entered.wait(10)
+        assert sys.getswitchinterval() == pytest.approx(REBUILD_SWITCH_INTERVAL, abs=2e-6), (
+            "still in use"
+        )
+        release.set()
+        thread.join(10)
+        assert sys.getswitchinterval() == pytest.approx(0.005, abs=2e-6)
+    finally:
+        release.set()
+        sys.setswitchinterval(before)
 
 
 def test_the_collector_pace_is_restored_by_the_last_of_overlapping_rebuilds() -> None:
