@@ -12,6 +12,7 @@ import random
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -718,16 +719,29 @@ def test_a_projector_thread_sees_the_writes_of_another_process(side: Side) -> No
         other.close()
 
 
+class HeldElsewhere:
+    """Another thread inside ``hold()`` until :meth:`leave`."""
+
+    def __init__(self, hold: Callable[[], AbstractContextManager[None]]) -> None:
+        entered, self._release = threading.Event(), threading.Event()
+
+        def other() -> None:
+            with hold():
+                entered.set()
+                self._release.wait(10)
+
+        self._thread = threading.Thread(target=other)
+        self._thread.start()
+        assert entered.wait(10)
+
+    def leave(self) -> None:
+        self._release.set()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+
 def test_the_switch_interval_is_lowered_never_raised_and_restored_by_the_last_user() -> None:
     before = sys.getswitchinterval()
-    entered, release = threading.Event(), threading.Event()
-
-    def other() -> None:
-        with switching_often():
-            entered.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=other)
     try:
         sys.setswitchinterval(0.0002)  # already below the rebuild's: kept
         with switching_often():
@@ -735,37 +749,23 @@ def test_the_switch_interval_is_lowered_never_raised_and_restored_by_the_last_us
         sys.setswitchinterval(0.005)
         with switching_often():
             assert sys.getswitchinterval() == pytest.approx(REBUILD_SWITCH_INTERVAL, abs=2e-6)
-            thread.start()
-            assert entered.wait(10)
-        assert sys.getswitchinterval() == pytest.approx(REBUILD_SWITCH_INTERVAL, abs=2e-6), (
-            "still in use"
-        )
-        release.set()
-        thread.join(10)
+            other = HeldElsewhere(switching_often)
+        in_use = sys.getswitchinterval()
+        other.leave()
+        assert in_use == pytest.approx(REBUILD_SWITCH_INTERVAL, abs=2e-6), "the other still runs"
         assert sys.getswitchinterval() == pytest.approx(0.005, abs=2e-6)
     finally:
-        release.set()
         sys.setswitchinterval(before)
 
 
 def test_the_collector_pace_is_restored_by_the_last_of_overlapping_rebuilds() -> None:
     before = gc.get_threshold()
-    entered, release = threading.Event(), threading.Event()
-
-    def other() -> None:
-        with collector_paced():
-            entered.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=other)
     with collector_paced():
         assert gc.get_threshold()[0] == max(COLLECT_EVERY, before[0])
         assert gc.get_threshold()[1:] == before[1:]
-        thread.start()
-        assert entered.wait(10)
+        other = HeldElsewhere(collector_paced)
     assert gc.get_threshold()[0] >= COLLECT_EVERY, "the other one still runs"
-    release.set()
-    thread.join(10)
+    other.leave()
     assert gc.get_threshold() == before
 
 
