@@ -1,4 +1,4 @@
-"""A bounded, stoppable pool of async HTTP clients (httpx) that drives load.
+"""A bounded, stoppable pool of async HTTP clients that drives load.
 
 ``N`` workers each hold one keep-alive connection and send requests one after another
 (closed loop) for a fixed duration or a fixed number of requests; every request has a hard
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.transport import LeanTransport
+from bench.transport import LeanClient, LeanTransport
 
 
 class Exhausted(Exception):
@@ -46,7 +46,7 @@ class Sample:
     data: Any = None
 
 
-RequestFn = Callable[[httpx.AsyncClient, int, int], Awaitable[Outcome]]
+RequestFn = Callable[[LeanClient, int, int], Awaitable[Outcome]]
 """``fn(client, worker, seq)``: make one request (or a few) and report an :class:`Outcome`."""
 
 
@@ -110,8 +110,8 @@ _TLS: ssl.SSLContext | None = None
 
 def new_client(base_url: str, timeout: float, connections: int = 1) -> httpx.AsyncClient:
     """An httpx client with keep-alive connections over the lean transport (see
-    :mod:`bench.transport`); the TLS context httpx builds for every client otherwise
-    (~50 ms each, never used on plain HTTP) is shared."""
+    :mod:`bench.transport`), for seeding; the TLS context httpx builds for every client
+    otherwise (~50 ms each, never used on plain HTTP) is shared."""
     global _TLS
     if _TLS is None:
         _TLS = ssl.create_default_context()
@@ -147,13 +147,13 @@ async def run_load(
     samples: list[Sample] = []
     statuses: Counter[int] = Counter()
     issued = 0
-    clients = [new_client(base_url, timeout) for _ in range(concurrency)]
+    clients = [LeanClient(base_url, timeout) for _ in range(concurrency)]
     started = time.perf_counter()
     measure_from = started + warmup
     until = measure_from + duration if duration is not None else math.inf
     cpu0 = time.process_time()
 
-    async def worker(index: int, client: httpx.AsyncClient) -> None:
+    async def worker(index: int, client: LeanClient) -> None:
         nonlocal issued
         seq = 0
         while not stop.is_set():
@@ -168,7 +168,7 @@ async def run_load(
                 outcome = await fn(client, index, seq)
             except Exhausted:
                 return
-            except (httpx.HTTPError, OSError) as e:
+            except (OSError, httpx.HTTPError) as e:  # TransportError and TimeoutError are OSErrors
                 outcome = Outcome(0, False, repr(e))
             t1 = time.perf_counter()
             seq += 1

@@ -10,16 +10,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from bench.load import Exhausted, Outcome, RequestFn, new_client, percentile
+from bench.load import Exhausted, Outcome, RequestFn, percentile
+from bench.procs import HarnessError
 from bench.seed import THEME_KEYS, THEMES, Person, proposal_body
+from bench.transport import LeanClient, Response
 
 
 def echo(path: str, body: dict[str, Any], size: int) -> RequestFn:
     """POST the same body a route takes to an echo route answering ``size`` bytes."""
 
-    async def fn(client: httpx.AsyncClient, worker: int, seq: int) -> Outcome:
+    async def fn(client: LeanClient, worker: int, seq: int) -> Outcome:
         r = await client.post(path, params={"size": size}, json=body)
         r.json()
         return Outcome(r.status_code, r.status_code == 200)
@@ -33,7 +33,7 @@ def create(
     """Create-and-submit a proposal (``submit: true``); keeps the ids in ``created``."""
     path = f"/api/v1/meetings/{meeting_id}/proposals"
 
-    async def fn(client: httpx.AsyncClient, worker: int, seq: int) -> Outcome:
+    async def fn(client: LeanClient, worker: int, seq: int) -> Outcome:
         who = rapporteurs[worker % len(rapporteurs)]
         body = proposal_body(THEME_KEYS[(worker + seq) % len(THEME_KEYS)])
         r = await client.post(path, json=body, headers=who.auth)
@@ -50,7 +50,7 @@ def create(
 def approve(chair: Person, pool: deque[str]) -> RequestFn:
     """Approve the next submitted proposal of ``pool``; ends the worker when none is left."""
 
-    async def fn(client: httpx.AsyncClient, worker: int, seq: int) -> Outcome:
+    async def fn(client: LeanClient, worker: int, seq: int) -> Outcome:
         try:
             pid = pool.popleft()
         except IndexError:
@@ -68,11 +68,18 @@ def approve(chair: Person, pool: deque[str]) -> RequestFn:
 def download(path: str, who: Person, params: dict[str, Any] | None = None) -> RequestFn:
     """GET a document (or bytes) and read the whole body."""
 
-    async def fn(client: httpx.AsyncClient, worker: int, seq: int) -> Outcome:
+    async def fn(client: LeanClient, worker: int, seq: int) -> Outcome:
         r = await client.get(path, params=params, headers=who.auth)
         return Outcome(r.status_code, r.status_code == 200, len(r.content))
 
     return fn
+
+
+def _done(r: Response) -> Response:
+    """The response of a set-up request, which must succeed."""
+    if r.status_code >= 300:
+        raise HarnessError(f"set-up request failed: {r.status_code} {r.text[:200]}")
+    return r
 
 
 @dataclass
@@ -95,7 +102,7 @@ class ReadYourWrite:
     lanes: dict[int, _Lane] = field(default_factory=dict)
     missing: int = 0
 
-    async def _new_meeting(self, client: httpx.AsyncClient, who: Person) -> str:
+    async def _new_meeting(self, client: LeanClient, who: Person) -> str:
         sec = self.secretariat.auth
         body = {
             "title": "Read-your-writes",
@@ -106,27 +113,24 @@ class ReadYourWrite:
             "ministerial": "berlin-2025",
             "themes": THEMES,
         }
-        r = await client.post("/api/v1/meetings", json=body, headers=sec)
-        r.raise_for_status()
+        r = _done(await client.post("/api/v1/meetings", json=body, headers=sec))
         mid = str(r.json()["id"])
         enrol = {"user_id": who.id, "role": "rapporteur", "themes": THEME_KEYS}
-        r = await client.post(f"/api/v1/meetings/{mid}/participants", json=enrol, headers=sec)
-        r.raise_for_status()
-        r = await client.post(f"/api/v1/meetings/{mid}/open", headers=sec)
-        r.raise_for_status()
+        _done(await client.post(f"/api/v1/meetings/{mid}/participants", json=enrol, headers=sec))
+        _done(await client.post(f"/api/v1/meetings/{mid}/open", headers=sec))
         return mid
 
     async def prepare(self, base_url: str, workers: int) -> None:
         """A meeting for each worker before the clock starts."""
-        async with new_client(base_url, 30.0, connections=workers) as client:
 
-            async def lane(worker: int) -> None:
-                who = self.rapporteurs[worker % len(self.rapporteurs)]
+        async def lane(worker: int) -> None:
+            who = self.rapporteurs[worker % len(self.rapporteurs)]
+            async with LeanClient(base_url, 30.0) as client:
                 self.lanes[worker] = _Lane(await self._new_meeting(client, who))
 
-            await asyncio.gather(*(lane(w) for w in range(workers)))
+        await asyncio.gather(*(lane(w) for w in range(workers)))
 
-    async def __call__(self, client: httpx.AsyncClient, worker: int, seq: int) -> Outcome:
+    async def __call__(self, client: LeanClient, worker: int, seq: int) -> Outcome:
         who = self.rapporteurs[worker % len(self.rapporteurs)]
         lane = self.lanes.setdefault(worker, _Lane())
         if lane.meeting is None or lane.items >= self.per_meeting:
@@ -172,13 +176,14 @@ async def sample_readyz(
     """Poll ``/readyz`` one request at a time until ``done``, then until the views reach
     ``wanted()`` (at most ``grace`` seconds more)."""
     out: list[ReadySample] = []
-    async with new_client(base_url, 5.0) as client:
+    async with LeanClient(base_url, 5.0) as client:
         until: float | None = None
         while True:
             t0 = time.perf_counter()
+            r: Response | None
             try:
                 r = await client.get("/readyz")
-            except httpx.HTTPError:
+            except OSError:
                 r = None
             t1 = time.perf_counter()
             if r is not None and r.status_code == 200:
