@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "uvicorn[standard] (uvloop, httptools), same workers, no access log; "
         "PREPMEET_RATE_LIMIT_PER_TOKEN=0, PREPMEET_RATE_LIMIT_PER_ADDRESS=0, other "
         "settings at their defaults",
-        "client": "httpx.AsyncClient over bench.transport.LeanTransport, one keep-alive "
+        "client": "bench.transport.LeanClient (plain HTTP/1.1), one keep-alive "
         "connection per client, closed loop",
     }
 
