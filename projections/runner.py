@@ -376,7 +376,12 @@ class Projector:
             self._wake.wait(self.poll_interval)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the thread (after the batch in hand) and give up the views' lock."""
+        """Stop the thread (after the batch in hand) and give up the views' lock.
+
+        A thread still at work after ``timeout`` (a read waiting for a store that does not
+        answer, which the pool retries for minutes) is not waited for: it ends at its next
+        step, and the views' lock goes with its connection when the store is closed.
+        """
         self._stop.set()
         self._wake.set()
         thread, self._thread = self._thread, None
@@ -385,6 +390,9 @@ class Projector:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.join(timeout)
+        if thread is not None and thread.is_alive():
+            log.warning("projector still busy after %.0f s; stopping without it", timeout)
+            return
         with self._lock:
             self.model.release_writer()
         self._stop.clear()

@@ -719,6 +719,37 @@ def test_a_projector_thread_sees_the_writes_of_another_process(side: Side) -> No
         other.close()
 
 
+def test_stopping_does_not_wait_for_a_read_the_store_never_answers(
+    side: Side, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import projections.runner as runner
+
+    entered, answer = threading.Event(), threading.Event()
+    real = runner.read_notes
+
+    def unanswered(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        answer.wait(30.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "read_notes", unanswered)
+    side.projector.poll_interval = 30.0
+    side.projector.start()
+    assert entered.wait(10.0)
+    thread = side.projector._thread
+    assert thread is not None
+    stopper = threading.Thread(target=side.projector.stop, kwargs={"timeout": 0.1})
+    stopper.start()
+    stopper.join(10.0)
+    try:
+        assert not stopper.is_alive()  # it returned while the read still waited
+        assert thread.is_alive() and side.projector.stopping.is_set()
+    finally:
+        answer.set()
+    thread.join(10.0)
+    assert not thread.is_alive()  # the read answered: the thread saw the stop and ended
+
+
 class HeldElsewhere:
     """Another thread inside ``hold()`` until :meth:`leave`."""
 
