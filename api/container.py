@@ -260,7 +260,13 @@ class Container:
         return result
 
     def close(self) -> None:
-        if self.projector is not None:
-            self.projector.stop()
-        self.views.close()
-        self.app.close()
+        """Stop the projector and close the views and the store, each whatever became of
+        the one before."""
+        try:
+            if self.projector is not None:
+                self.projector.stop()
+        finally:
+            try:
+                self.views.close()
+            finally:
+                self.app.close()

@@ -14,6 +14,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -34,6 +35,8 @@ from domain.sqlite_store import WalStamp
 from domain.store import parse_postgres_url
 from projections.compile import compile_document
 from projections.timetravel import compile_as_of, parse_time
+
+log = logging.getLogger("prepmeet.views")
 
 VIEWS_FILE = "views.sqlite"
 SCHEMA_VERSION = 6
@@ -1156,9 +1159,15 @@ class PostgresReadModel(ReadModel):
                     time.sleep(0.2)
 
     def release_writer(self) -> None:
+        """Give up the views' lock. A session the server has ended (the database stopped
+        or dropped) took its lock with it: there is nothing left to give up."""
         with self._writer_lock:
             if self._writer is not None and not self._writer.closed and self._holds_lock:
-                self._writer.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
+                try:
+                    self._writer.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
+                except self._psycopg.OperationalError as e:
+                    log.warning("views' session already ended, and its lock with it: %s", e)
+                    self._writer.close()
             self._holds_lock = False
 
     def listen(self, channel: str, wake: Callable[[], None], stop: threading.Event) -> None:

@@ -750,6 +750,29 @@ def test_stopping_does_not_wait_for_a_read_the_store_never_answers(
     assert not thread.is_alive()  # the read answered: the thread saw the stop and ended
 
 
+def test_the_views_lock_of_a_session_the_server_ended_is_given_up_quietly(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    model = open_read_side(tmp_path / "data", postgres_url)
+    try:
+        assert model.acquire_writer(wait=False)
+        writer = model._writer  # type: ignore[attr-defined]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (writer.info.backend_pid,))
+        model.release_writer()  # the session, and its lock, are gone: no error
+        assert writer.closed
+        assert model.acquire_writer(wait=False)  # on a new session
+        other = open_read_side(tmp_path / "data", postgres_url)
+        try:
+            assert not other.acquire_writer(wait=False)
+        finally:
+            other.close()
+    finally:
+        model.close()
+
+
 class HeldElsewhere:
     """Another thread inside ``hold()`` until :meth:`leave`."""
 

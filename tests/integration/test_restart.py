@@ -320,3 +320,32 @@ def test_the_same_ids_survive_a_restart_as_the_same_kind_of_object(tmp_path: Pat
         assert proposal.version == 2
     finally:
         second.close()
+
+
+def test_closing_the_service_closes_the_views_and_the_store_when_a_step_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.container import Container
+
+    container = Container(Settings(data_dir=tmp_path / "data"))
+    assert container.projector is not None
+    closed: list[str] = []
+    close_views, close_app = container.views.close, container.app.close
+
+    def failing_stop(timeout: float = 10.0) -> None:
+        raise RuntimeError("the projector could not be stopped")
+
+    def views_closed() -> None:
+        closed.append("views")
+        close_views()
+
+    def app_closed() -> None:
+        closed.append("store")
+        close_app()
+
+    monkeypatch.setattr(container.projector, "stop", failing_stop)
+    monkeypatch.setattr(container.views, "close", views_closed)
+    monkeypatch.setattr(container.app, "close", app_closed)
+    with pytest.raises(RuntimeError, match="could not be stopped"):
+        container.close()
+    assert closed == ["views", "store"]
