@@ -300,6 +300,18 @@ class PreparatoryMeetings(Application[UUID]):
         with self._locks_lock:
             return self._meeting_locks.setdefault(meeting_id, SharedExclusiveLock())
 
+    def _forwardings(self, meeting_id: UUID | str) -> int:
+        """How many times this process has held the meeting's lock alone (forwarding it):
+        read before the meeting and again under its shared lock, the same count says that
+        no forwarding in this process came in between (see ``draft_proposal``)."""
+        try:
+            key = str(meeting_id if isinstance(meeting_id, UUID) else UUID(str(meeting_id)))
+        except ValueError:
+            return 0
+        with self._locks_lock:
+            lock = self._meeting_locks.get(key)
+        return 0 if lock is None else lock.exclusive_holds
+
     def _change(
         self,
         cls: type[A],
@@ -846,6 +858,7 @@ class PreparatoryMeetings(Application[UUID]):
         submit: bool = False,
         idempotency_key: str | None = None,
     ) -> Result:
+        forwardings = self._forwardings(meeting_id)  # before the meeting is read
         meeting = self.get_meeting(actor, meeting_id)
         if not isinstance(theme, str):
             raise InvalidInput("theme must be a string", "theme")
@@ -866,10 +879,18 @@ class PreparatoryMeetings(Application[UUID]):
             "submit": submit,
         }
 
+        attempts = 0
+
         def build(id_: UUID | None, hashed: str | None) -> list[Aggregate | DomainEvent]:
             # checked only when creating: a retry of a recorded draft returns it whatever
-            # the meeting's state now
-            self._get(Meeting, "meeting", meeting.id, shared=True).require_status("draft", OPEN)
+            # the meeting's state now. Under the meeting's shared lock: the meeting as read
+            # above is read again only if this process forwarded it since, or on a retry.
+            nonlocal attempts
+            attempts += 1
+            current = meeting
+            if attempts > 1 or self._forwardings(meeting.id) != forwardings:
+                current = self._get(Meeting, "meeting", meeting.id, shared=True)
+            current.require_status("draft", OPEN)
             proposal = new(
                 Proposal,
                 Proposal.Drafted,

@@ -167,6 +167,10 @@ class SharedExclusiveLock:
         self._shared = 0
         self._exclusive = False
         self._waiting = 0
+        self.exclusive_holds = 0
+        """How many holds of the exclusive side have ended: a holder of the shared side that
+        read this before it read what an exclusive holder may change, and reads the same
+        number now, knows that no such change came in between."""
 
     def locked(self) -> bool:
         """Whether a thread holds the exclusive side."""
@@ -200,6 +204,7 @@ class SharedExclusiveLock:
         finally:
             with self._cond:
                 self._exclusive = False
+                self.exclusive_holds += 1
                 self._cond.notify_all()
 
 

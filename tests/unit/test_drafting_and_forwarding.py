@@ -1,0 +1,82 @@
+"""A draft reads its meeting once; a forwarding of the meeting by this process between that
+read and the draft's commit is still seen, and refuses the draft."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.application import PreparatoryMeetings
+from domain.errors import InvalidTransition
+from domain.proposal import Proposal
+from tests.given import TECH, Given, recorded_since
+
+
+def meeting_reads(
+    app: PreparatoryMeetings, meeting: str, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """A list that grows by one on each read of the meeting aggregate."""
+    reads: list[int] = []
+    real = app._aggregates.get
+
+    def get(aggregate_id: UUID, copy: bool = True) -> Any:
+        if str(aggregate_id) == meeting:
+            reads.append(1)
+        return real(aggregate_id, copy=copy)
+
+    monkeypatch.setattr(app._aggregates, "get", get)
+    return reads
+
+
+def test_a_draft_reads_its_meeting_once(
+    app: PreparatoryMeetings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = Given(app).open()
+    reads = meeting_reads(app, given.meeting, monkeypatch)
+    app.draft_proposal(given.proposer, given.meeting, TECH, "Drones", "Use drones.", submit=True)
+    assert len(reads) == 1
+
+
+def test_a_forwarding_after_the_drafts_read_refuses_the_draft(
+    app: PreparatoryMeetings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = Given(app).open()
+    real = app.get_meeting
+    done: list[bool] = []
+
+    def read_then_forward(actor: str, meeting_id: Any) -> Any:
+        meeting = real(actor, meeting_id)
+        if not done:  # the draft's read: the meeting is open; then it is closed and forwarded
+            done.append(True)
+            given.close().forward()
+        return meeting
+
+    monkeypatch.setattr(app, "get_meeting", read_then_forward)
+    start = app.last_position()
+    with pytest.raises(InvalidTransition, match="forwarded meeting"):
+        app.draft_proposal(given.proposer, given.meeting, TECH, "Late", "Too late.")
+    assert done
+    assert not [e for e in recorded_since(app, start) if isinstance(e, Proposal.Drafted)]
+
+
+def test_a_draft_retried_after_a_conflict_reads_its_meeting_again(
+    app: PreparatoryMeetings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = Given(app).open()
+    reads = meeting_reads(app, given.meeting, monkeypatch)
+    real = app._save
+    conflicts: list[bool] = []
+
+    def conflict_once(*items: Any) -> int:
+        if not conflicts:
+            conflicts.append(True)
+            raise IntegrityError("another process took this version")
+        return real(*items)
+
+    monkeypatch.setattr(app, "_save", conflict_once)
+    result = app.draft_proposal(given.proposer, given.meeting, TECH, "Sensors", "Use sensors.")
+    assert conflicts and result.created
+    assert len(reads) == 2
