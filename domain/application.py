@@ -163,6 +163,16 @@ NUMBERED_TOPICS = (get_topic(ProposalLogged),)
 """Topics of the events a store may number at commit: the log entries."""
 
 
+@dataclass(frozen=True)
+class DraftAccess:
+    """A meeting read for a draft, its access checked: what ``check_draft`` hands to
+    ``draft_proposal``, which then need not read the meeting again."""
+
+    meeting: Meeting
+    forwardings: int
+    """This process's forwardings of the meeting before it was read (``_forwardings``)."""
+
+
 class PreparatoryMeetings(Application[UUID]):
     """Meetings, their participants and proposals, and the people who act on them."""
 
@@ -847,6 +857,14 @@ class PreparatoryMeetings(Application[UUID]):
         if actor != SYSTEM and not meeting.has_role(actor, "rapporteur"):
             raise Forbidden("only a rapporteur of this meeting may propose")
 
+    def check_draft(self, actor: str, meeting_id: UUID | str) -> DraftAccess:
+        """The meeting, if the actor may draft in it: it exists and they may read it, and
+        they are one of its rapporteurs."""
+        forwardings = self._forwardings(meeting_id)  # before the meeting is read
+        meeting = self.get_meeting(actor, meeting_id)
+        self.require_rapporteur(actor, meeting)
+        return DraftAccess(meeting, forwardings)
+
     def draft_proposal(
         self,
         actor: str,
@@ -857,12 +875,15 @@ class PreparatoryMeetings(Application[UUID]):
         rationale: str | None = None,
         submit: bool = False,
         idempotency_key: str | None = None,
+        access: DraftAccess | None = None,
     ) -> Result:
-        forwardings = self._forwardings(meeting_id)  # before the meeting is read
-        meeting = self.get_meeting(actor, meeting_id)
+        """Draft a proposal in the meeting, submitted at once with ``submit``. ``access``
+        is the caller's ``check_draft`` of the same meeting, if it made one."""
+        if access is None or str(access.meeting.id) != str(meeting_id).lower():
+            access = self.check_draft(actor, meeting_id)
+        meeting, forwardings = access.meeting, access.forwardings
         if not isinstance(theme, str):
             raise InvalidInput("theme must be a string", "theme")
-        self.require_rapporteur(actor, meeting)
         meeting.require_theme(theme)
         if not meeting.has_role(actor, "rapporteur", theme):
             raise Forbidden(f"you are not a rapporteur of the theme {theme}")

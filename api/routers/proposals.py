@@ -36,7 +36,7 @@ from api.schemas import (
     ReasonBody,
     WithdrawBody,
 )
-from domain.meeting import Meeting
+from domain.application import DraftAccess
 
 router = APIRouter(prefix="/api/v1", tags=["proposals"], route_class=ThreadedRoute)
 
@@ -68,16 +68,11 @@ async def proposal_view_reader(
     return await services.read(readable_proposal, services, user, proposal_id)
 
 
-def _rapporteur_of(app: App, actor: str, meeting_id: str) -> Meeting:
-    meeting = app.get_meeting(actor, meeting_id)
-    app.require_rapporteur(actor, meeting)
-    return meeting
-
-
 async def meeting_rapporteur(
     meeting_id: str, user: CurrentUser, app: App, services: Services
-) -> Meeting:
-    return await services.read(_rapporteur_of, app, str(user.id), meeting_id)
+) -> DraftAccess:
+    """Access to draft in the meeting, checked before the body (404 and 403 before 422)."""
+    return await services.read(app.check_draft, str(user.id), meeting_id)
 
 
 @router.post(
@@ -85,10 +80,10 @@ async def meeting_rapporteur(
     status_code=201,
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[Depends(meeting_rapporteur)],
 )
 def draft_proposal(
     meeting_id: str,
+    access: Annotated[DraftAccess, Depends(meeting_rapporteur)],
     body: ProposalCreate,
     user: CurrentUser,
     app: App,
@@ -105,6 +100,7 @@ def draft_proposal(
         rationale=body.rationale,
         submit=body.submit,
         idempotency_key=idempotency_key,
+        access=access,
     )
     services.poke()
     return command(response, result, f"/api/v1/proposals/{result.state['id']}")

@@ -1444,3 +1444,28 @@ async def test_the_event_stream_answers_with_server_sent_events(
             assert await wait_for(anext(lines)) == f"id: {last}"
             assert (await wait_for(anext(lines))).startswith("event: ")
             assert (await wait_for(anext(lines))).startswith('data: {"position":')
+
+
+async def test_a_draft_over_http_reads_its_meeting_once(
+    client: httpx.AsyncClient,
+    core: PreparatoryMeetings,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The access check before the body reads the meeting; the command uses that read."""
+    reads: list[str] = []
+    real = core._aggregates.get
+
+    def get(aggregate_id: Any, copy: bool = True) -> Any:
+        if str(aggregate_id) == world.meeting:
+            reads.append(str(aggregate_id))
+        return real(aggregate_id, copy=copy)
+
+    monkeypatch.setattr(core._aggregates, "get", get)
+    response = await client.post(
+        f"/api/v1/meetings/{world.meeting}/proposals",
+        json=proposal_body(submit=True),
+        headers=world.proposer.auth,
+    )
+    assert response.status_code == 201, response.text
+    assert len(reads) == 1
