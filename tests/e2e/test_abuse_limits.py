@@ -192,10 +192,19 @@ def recommendations(world: World, fmt: str) -> tuple[str, dict[str, str]]:
     return f"/api/v1/meetings/{world.meeting}/recommendations?format={fmt}", world.observer.auth
 
 
+async def views_caught_up(app: FastAPI) -> None:
+    """Wait until a new app's views reflect its store, so that a request meant to be held
+    by the renderer is not held first by views still catching up."""
+    container = app.state.container
+    position = container.app.last_position()
+    assert await asyncio.to_thread(container.views.wait_for, position, 30.0)
+
+
 async def test_a_request_over_the_request_timeout_is_a_503_problem_with_retry_after(
     world: World, data_dir: Path, slow_md: SlowRenderer
 ) -> None:
     with own_app(data_dir, **NO_LIMITS, request_timeout=0.3, render_timeout=60) as app:
+        await views_caught_up(app)
         async with client_for(app) as client:
             path, auth = recommendations(world, "md")
             started = time.monotonic()
