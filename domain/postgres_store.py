@@ -70,6 +70,14 @@ class Recorder(PostgresApplicationRecorder):
             rendered = self._rendered[key] = compose().as_bytes(conn)
         return rendered
 
+    def _fetch(
+        self, key: Any, compose: Callable[[], Composable], params: Sequence[Any]
+    ) -> list[Any]:
+        """The rows of the statement of this shape, prepared, on a connection of the pool."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._statement(key, conn, compose), params, prepare=True)
+            return curs.fetchall()
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events(
         self,
@@ -102,17 +110,15 @@ class Recorder(PostgresApplicationRecorder):
                 statement += SQL(" LIMIT %s")
             return statement
 
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._statement(key, conn, compose), params, prepare=True)
-            return [
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+        return [
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in self._fetch(key, compose, params)
+        ]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(
@@ -149,27 +155,21 @@ class Recorder(PostgresApplicationRecorder):
                 where=SQL(where),
             )
 
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._statement(key, conn, compose), params, prepare=True)
-            return [
-                Notification(
-                    id=row["notification_id"],
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+        return [
+            Notification(
+                id=row["notification_id"],
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in self._fetch(key, compose, params)
+        ]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def max_notification_id(self) -> int | None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            statement = self._statement("max", conn, lambda: self.max_notification_id_statement)
-            curs.execute(statement, prepare=True)
-            row = curs.fetchone()
-            assert row is not None
-            return None if row["max"] is None else int(row["max"])
+        (row,) = self._fetch("max", lambda: self.max_notification_id_statement, ())
+        return None if row["max"] is None else int(row["max"])
 
     def _lock_table(self, curs: Any) -> None:
         for n, statement in enumerate(self.lock_table_statements):

@@ -36,14 +36,19 @@ def test_the_store_of_a_postgresql_url_is_this_recorder(pg_app: PreparatoryMeeti
     assert type(pg_app.recorder) is Recorder
 
 
+def with_proposals(app: PreparatoryMeetings, count: int) -> tuple[Given, Recorder]:
+    """An open meeting with ``count`` proposals, and the store's recorder."""
+    given = Given(app).open()
+    for i in range(count):
+        given.proposal(theme=TECH, text=f"Drones for mission {i}")
+    assert isinstance(app.recorder, Recorder)
+    return given, app.recorder
+
+
 def test_every_shape_of_an_aggregate_read_answers_as_the_library(
     pg_app: PreparatoryMeetings,
 ) -> None:
-    given = Given(pg_app).open()
-    for i in range(4):
-        given.proposal(theme=TECH, text=f"Drones for mission {i}")
-    recorder = pg_app.recorder
-    assert isinstance(recorder, Recorder)
+    given, recorder = with_proposals(pg_app, 4)
     meeting = UUID(given.meeting)
     versions = len(recorder.select_events(meeting))
     assert versions > 3
@@ -63,11 +68,7 @@ def test_every_shape_of_an_aggregate_read_answers_as_the_library(
 def test_every_shape_of_a_notification_read_answers_as_the_library(
     pg_app: PreparatoryMeetings,
 ) -> None:
-    given = Given(pg_app).open()
-    for i in range(3):
-        given.proposal(theme=TECH, text=f"Sensors for camp {i}")
-    recorder = pg_app.recorder
-    assert isinstance(recorder, Recorder)
+    _, recorder = with_proposals(pg_app, 3)
     last = recorder.max_notification_id()
     assert last is not None and last > 5
     topics = sorted({n.topic for n in recorder.select_notifications(None, 1000)})
@@ -88,10 +89,7 @@ def test_every_shape_of_a_notification_read_answers_as_the_library(
 def test_statements_are_rendered_once_and_commands_still_record(
     pg_app: PreparatoryMeetings,
 ) -> None:
-    given = Given(pg_app).open()
-    recorder = pg_app.recorder
-    assert isinstance(recorder, Recorder)
-    given.proposal(theme=TECH, text="Early warning")
+    given, recorder = with_proposals(pg_app, 1)
     rendered = dict(recorder._rendered)
     assert ("lock", 0) in rendered and "notify" in rendered and "numbered" in rendered
     before = recorder.max_notification_id() or 0
