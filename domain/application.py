@@ -168,6 +168,7 @@ class DraftAccess:
     """A meeting read for a draft, its access checked: what ``check_draft`` hands to
     ``draft_proposal``, which then need not read the meeting again."""
 
+    actor: str
     meeting: Meeting
     forwardings: int
     """This process's forwardings of the meeting before it was read (``_forwardings``)."""
@@ -863,7 +864,7 @@ class PreparatoryMeetings(Application[UUID]):
         forwardings = self._forwardings(meeting_id)  # before the meeting is read
         meeting = self.get_meeting(actor, meeting_id)
         self.require_rapporteur(actor, meeting)
-        return DraftAccess(meeting, forwardings)
+        return DraftAccess(actor, meeting, forwardings)
 
     def draft_proposal(
         self,
@@ -879,7 +880,11 @@ class PreparatoryMeetings(Application[UUID]):
     ) -> Result:
         """Draft a proposal in the meeting, submitted at once with ``submit``. ``access``
         is the caller's ``check_draft`` of the same meeting, if it made one."""
-        if access is None or str(access.meeting.id) != str(meeting_id).lower():
+        if (
+            access is None
+            or access.actor != actor
+            or str(access.meeting.id) != str(meeting_id).lower()
+        ):
             access = self.check_draft(actor, meeting_id)
         meeting, forwardings = access.meeting, access.forwardings
         if not isinstance(theme, str):

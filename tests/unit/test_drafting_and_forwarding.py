@@ -10,7 +10,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from domain.application import PreparatoryMeetings
-from domain.errors import InvalidTransition
+from domain.errors import Forbidden, InvalidTransition
 from domain.proposal import Proposal
 from tests.given import TECH, Given, recorded_since
 
@@ -80,3 +80,18 @@ def test_a_draft_retried_after_a_conflict_reads_its_meeting_again(
     result = app.draft_proposal(given.proposer, given.meeting, TECH, "Sensors", "Use sensors.")
     assert conflicts and result.created
     assert len(reads) == 2
+
+
+def test_an_access_checked_for_someone_else_is_checked_again(
+    app: PreparatoryMeetings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = Given(app).open()
+    access = app.check_draft(given.proposer, given.meeting)
+    reads = meeting_reads(app, given.meeting, monkeypatch)
+    with pytest.raises(Forbidden):
+        app.draft_proposal(
+            given.observer, given.meeting, TECH, "Borrowed", "Not mine.", access=access
+        )
+    assert len(reads) == 1  # the observer's own check, which refuses them
+    app.draft_proposal(given.proposer, given.meeting, TECH, "Own", "Mine.", access=access)
+    assert len(reads) == 1  # the proposer's access is used as it was handed over
