@@ -379,7 +379,7 @@ class Projector:
         """Stop the thread (after the batch in hand) and give up the views' lock.
 
         A thread still at work after ``timeout`` (a read waiting for a store that does not
-        answer, which the pool retries for minutes) is not waited for: it ends at its next
+        answer, which is retried for up to a minute) is not waited for: it ends at its next
         step, and the views' lock goes with its connection when the store is closed.
         """
         self._stop.set()
