@@ -174,6 +174,20 @@ class DraftAccess:
     """This process's forwardings of the meeting before it was read (``_forwardings``)."""
 
 
+@dataclass(frozen=True)
+class ProposalAccess:
+    """A proposal and its meeting read for an action, access checked: what
+    ``check_proposal`` hands to the command of that action, which then need not read them
+    again before it reads the proposal under the meeting's lock."""
+
+    actor: str
+    action: str
+    proposal: Proposal
+    meeting: Meeting
+    forwardings: int
+    """This process's forwardings of the meeting before it was read (``_forwardings``)."""
+
+
 class PreparatoryMeetings(Application[UUID]):
     """Meetings, their participants and proposals, and the people who act on them."""
 
@@ -959,9 +973,34 @@ class PreparatoryMeetings(Application[UUID]):
         self, actor: str, proposal_id: UUID | str, action: str
     ) -> tuple[Proposal, Meeting]:
         """Existence, read access, then role and ownership, in that order."""
-        proposal, meeting = self.get_proposal(actor, proposal_id)
+        access = self.check_proposal(actor, proposal_id, action)
+        return access.proposal, access.meeting
+
+    def _proposal_access(
+        self, actor: str, proposal_id: UUID | str, action: str, given: ProposalAccess | None
+    ) -> ProposalAccess:
+        """``given`` when it is the caller's check of this action by this actor on this
+        proposal; otherwise the check, made now."""
+        if (
+            given is not None
+            and given.actor == actor
+            and given.action == action
+            and str(given.proposal.id) == str(proposal_id).lower()
+        ):
+            return given
+        return self.check_proposal(actor, proposal_id, action)
+
+    def check_proposal(self, actor: str, proposal_id: UUID | str, action: str) -> ProposalAccess:
+        """Existence, read access, then role and ownership, in that order; the proposal and
+        its meeting as read, for the command of ``action``."""
+        proposal = self._get(Proposal, "proposal", proposal_id, shared=True)
+        forwardings = self._forwardings(proposal.meeting_id)  # before the meeting is read
+        meeting = self._get(Meeting, "meeting", proposal.meeting_id, shared=True)
+        if not self.can_read_meeting(actor, meeting):
+            raise NotFound("proposal", proposal_id)
+        access = ProposalAccess(actor, action, proposal, meeting, forwardings)
         if actor == SYSTEM:
-            return proposal, meeting
+            return access
         if action in ("revise", "submit", "withdraw"):
             if proposal.proposer_id != actor:
                 raise Forbidden(f"only the proposer may {action} this proposal")
@@ -978,11 +1017,11 @@ class PreparatoryMeetings(Application[UUID]):
                 raise Forbidden("only rapporteurs of the meeting may endorse")
         else:  # pragma: no cover - a programming error
             raise ValueError(action)
-        return proposal, meeting
+        return access
 
     def _proposal_command(
         self,
-        meeting: Meeting,
+        access: ProposalAccess,
         proposal_id: UUID | str,
         action: str,
         expected_version: int | None,
@@ -992,14 +1031,24 @@ class PreparatoryMeetings(Application[UUID]):
     ) -> Result:
         """Decide on the proposal under its meeting's lock and record the decision.
 
-        The caller must first call ``check_proposal_action(actor, proposal_id, action)``
-        (access is checked before input, so that 404 and 403 answer before 422) and pass
-        the meeting it returns. The proposal's state and the meeting's status are read
-        again under the lock."""
+        The caller must first check access (``check_proposal`` or ``_proposal_access``:
+        access is checked before input, so that 404 and 403 answer before 422) and pass
+        what it returns. The proposal is read again under the lock; the meeting, for its
+        status, only if this process forwarded it since the check, or on a retry."""
+        meeting = access.meeting
+        attempts = 0
 
         def checked(proposal: Proposal) -> list[Aggregate | DomainEvent]:
+            nonlocal attempts
+            attempts += 1
             proposal.check(action)
-            current = self._get(Meeting, "meeting", proposal.meeting_id, shared=True)
+            current = meeting
+            if (
+                attempts > 1
+                or proposal.meeting_id != str(meeting.id)
+                or self._forwardings(meeting.id) != access.forwardings
+            ):
+                current = self._get(Meeting, "meeting", proposal.meeting_id, shared=True)
             current.require_status(action.replace("_", " "), *meeting_states)
             return decide(proposal) or []
 
@@ -1017,8 +1066,9 @@ class PreparatoryMeetings(Application[UUID]):
         text: str | None = None,
         rationale: str | None = None,
         expected_version: int | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, "revise")
+        access = self._proposal_access(actor, proposal_id, "revise", access)
         if title is None and text is None and rationale is None:
             raise InvalidInput("give at least one of title, text, rationale")
         if title is not None:
@@ -1027,7 +1077,7 @@ class PreparatoryMeetings(Application[UUID]):
             rules.text(text, "text", rules.TEXT_MAX)
         rules.optional_text(rationale, "rationale", rules.TEXT_MAX)
         return self._proposal_command(
-            meeting,
+            access,
             proposal_id,
             "revise",
             expected_version,
@@ -1036,11 +1086,15 @@ class PreparatoryMeetings(Application[UUID]):
         )
 
     def submit_proposal(
-        self, actor: str, proposal_id: UUID | str, expected_version: int | None = None
+        self,
+        actor: str,
+        proposal_id: UUID | str,
+        expected_version: int | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, "submit")
+        access = self._proposal_access(actor, proposal_id, "submit", access)
         return self._proposal_command(
-            meeting,
+            access,
             proposal_id,
             "submit",
             expected_version,
@@ -1054,11 +1108,12 @@ class PreparatoryMeetings(Application[UUID]):
         proposal_id: UUID | str,
         reason: str | None = None,
         expected_version: int | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, "withdraw")
+        access = self._proposal_access(actor, proposal_id, "withdraw", access)
         rules.optional_text(reason, "reason", rules.REASON_MAX)
         return self._proposal_command(
-            meeting,
+            access,
             proposal_id,
             "withdraw",
             expected_version,
@@ -1073,13 +1128,14 @@ class PreparatoryMeetings(Application[UUID]):
         final_text: str | None = None,
         note: str | None = None,
         expected_version: int | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, "approve")
+        access = self._proposal_access(actor, proposal_id, "approve", access)
         if final_text is not None:
             rules.text(final_text, "final_text", rules.TEXT_MAX)
         rules.optional_text(note, "note", rules.REASON_MAX)
         return self._proposal_command(
-            meeting,
+            access,
             proposal_id,
             "approve",
             expected_version,
@@ -1093,11 +1149,12 @@ class PreparatoryMeetings(Application[UUID]):
         proposal_id: UUID | str,
         reason: str,
         expected_version: int | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, "reject")
+        access = self._proposal_access(actor, proposal_id, "reject", access)
         rules.reason(reason)
         return self._proposal_command(
-            meeting,
+            access,
             proposal_id,
             "reject",
             expected_version,
@@ -1111,11 +1168,12 @@ class PreparatoryMeetings(Application[UUID]):
         proposal_id: UUID | str,
         reason: str,
         expected_version: int | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, "request_revision")
+        access = self._proposal_access(actor, proposal_id, "request_revision", access)
         rules.reason(reason)
         return self._proposal_command(
-            meeting,
+            access,
             proposal_id,
             "request_revision",
             expected_version,
@@ -1129,11 +1187,12 @@ class PreparatoryMeetings(Application[UUID]):
         proposal_id: UUID | str,
         reason: str,
         expected_version: int | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, "reconsider")
+        access = self._proposal_access(actor, proposal_id, "reconsider", access)
         rules.reason(reason)
         return self._proposal_command(
-            meeting,
+            access,
             proposal_id,
             "reconsider",
             expected_version,
@@ -1148,8 +1207,9 @@ class PreparatoryMeetings(Application[UUID]):
         into: UUID | str,
         reason: str,
         expected_version: int | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        _, meeting = self.check_proposal_action(actor, proposal_id, "merge")
+        access = self._proposal_access(actor, proposal_id, "merge", access)
         rules.reason(reason)
         try:
             target_id = UUID(str(into))
@@ -1170,7 +1230,7 @@ class PreparatoryMeetings(Application[UUID]):
             return []
 
         return self._proposal_command(
-            meeting, proposal_id, "merge", expected_version, (OPEN, CLOSED), decide
+            access, proposal_id, "merge", expected_version, (OPEN, CLOSED), decide
         )
 
     def comment_on_proposal(
@@ -1179,9 +1239,10 @@ class PreparatoryMeetings(Application[UUID]):
         proposal_id: UUID | str,
         text: str,
         idempotency_key: str | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
         """Comment; ``extra["comment"]`` is the comment (the first one, on a retry)."""
-        _, meeting = self.check_proposal_action(actor, proposal_id, "comment")
+        access = self._proposal_access(actor, proposal_id, "comment", access)
         rules.text(text, "text", rules.TEXT_MAX)
         mark = self._idempotency(
             "comment", actor, str(proposal_id), idempotency_key, {"text": text}
@@ -1193,7 +1254,7 @@ class PreparatoryMeetings(Application[UUID]):
             made.update(p.comments[-1])
 
         result = self._proposal_command(
-            meeting, proposal_id, "comment", None, (OPEN, CLOSED), decide, mark
+            access, proposal_id, "comment", None, (OPEN, CLOSED), decide, mark
         )
         if mark is not None and not result.created:
             # a retry: the first comment is the last one as of the version it made
@@ -1214,8 +1275,10 @@ class PreparatoryMeetings(Application[UUID]):
         proposal_id: UUID | str,
         delegation: str,
         idempotency_key: str | None = None,
+        access: ProposalAccess | None = None,
     ) -> Result:
-        proposal, meeting = self.check_proposal_action(actor, proposal_id, "endorse")
+        access = self._proposal_access(actor, proposal_id, "endorse", access)
+        proposal = access.proposal
         rules.text(delegation, "delegation", rules.NAME_MAX)
         payload = {"delegation": delegation}
         mark = self._idempotency("endorsement", actor, str(proposal_id), idempotency_key, payload)
@@ -1227,7 +1290,7 @@ class PreparatoryMeetings(Application[UUID]):
         if proposer is not None and proposer.delegation == delegation:
             raise RuleViolation(f"{delegation} is the proposing delegation")
         result = self._proposal_command(
-            meeting,
+            access,
             proposal_id,
             "endorse",
             None,

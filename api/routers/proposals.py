@@ -36,7 +36,7 @@ from api.schemas import (
     ReasonBody,
     WithdrawBody,
 )
-from domain.application import DraftAccess
+from domain.application import DraftAccess, ProposalAccess
 
 router = APIRouter(prefix="/api/v1", tags=["proposals"], route_class=ThreadedRoute)
 
@@ -45,12 +45,25 @@ CHANGE = responses(401, 403, 404, 409, 412, 413, 422)
 
 
 def proposal_action(action: str) -> Any:
+    """Access to ``action`` on the proposal, checked before the body (404 and 403 before
+    422). A route lists it among its dependencies, to fix the order of the checks, and
+    takes its value (the same call, made once) to hand to the command."""
+
     async def check(
         proposal_id: ProposalId, user: CurrentUser, app: App, services: Services
-    ) -> None:
-        await services.read(app.check_proposal_action, str(user.id), proposal_id, action)
+    ) -> ProposalAccess:
+        return await services.read(app.check_proposal, str(user.id), proposal_id, action)
 
     return Depends(check)
+
+
+REVISE = proposal_action("revise")
+SUBMIT = proposal_action("submit")
+WITHDRAW = proposal_action("withdraw")
+APPROVE = proposal_action("approve")
+MERGE = proposal_action("merge")
+COMMENT = proposal_action("comment")
+ENDORSE = proposal_action("endorse")
 
 
 async def proposal_reader(
@@ -122,10 +135,11 @@ async def get_proposal(
     "/proposals/{proposal_id}",
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[proposal_action("revise")],
+    dependencies=[REVISE],
 )
 def revise_proposal(
     proposal_id: ProposalId,
+    access: Annotated[ProposalAccess, REVISE],
     body: ProposalPatch,
     user: CurrentUser,
     app: App,
@@ -140,6 +154,7 @@ def revise_proposal(
         text=body.text,
         rationale=body.rationale,
         expected_version=expected,
+        access=access,
     )
     services.poke()
     return command(response, result)
@@ -149,17 +164,18 @@ def revise_proposal(
     "/proposals/{proposal_id}/submit",
     response_model=ProposalCommandOut,
     responses=responses(401, 403, 404, 409, 412, 413),
-    dependencies=[proposal_action("submit"), NoBody],
+    dependencies=[SUBMIT, NoBody],
 )
 def submit_proposal(
     proposal_id: ProposalId,
+    access: Annotated[ProposalAccess, SUBMIT],
     user: CurrentUser,
     app: App,
     services: Services,
     response: Response,
     expected: ExpectedVersion,
 ) -> dict[str, Any]:
-    result = app.submit_proposal(str(user.id), proposal_id, expected)
+    result = app.submit_proposal(str(user.id), proposal_id, expected, access=access)
     services.poke()
     return command(response, result)
 
@@ -168,10 +184,11 @@ def submit_proposal(
     "/proposals/{proposal_id}/withdraw",
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[proposal_action("withdraw")],
+    dependencies=[WITHDRAW],
 )
 def withdraw_proposal(
     proposal_id: ProposalId,
+    access: Annotated[ProposalAccess, WITHDRAW],
     user: CurrentUser,
     app: App,
     services: Services,
@@ -180,7 +197,7 @@ def withdraw_proposal(
     body: WithdrawBody | None = None,
 ) -> dict[str, Any]:
     reason = body.reason if body is not None else None
-    result = app.withdraw_proposal(str(user.id), proposal_id, reason, expected)
+    result = app.withdraw_proposal(str(user.id), proposal_id, reason, expected, access=access)
     services.poke()
     return command(response, result)
 
@@ -189,10 +206,11 @@ def withdraw_proposal(
     "/proposals/{proposal_id}/approve",
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[proposal_action("approve")],
+    dependencies=[APPROVE],
 )
 def approve_proposal(
     proposal_id: ProposalId,
+    access: Annotated[ProposalAccess, APPROVE],
     user: CurrentUser,
     app: App,
     services: Services,
@@ -201,14 +219,17 @@ def approve_proposal(
     body: ApproveBody | None = None,
 ) -> dict[str, Any]:
     body = body or ApproveBody()
-    result = app.approve_proposal(str(user.id), proposal_id, body.final_text, body.note, expected)
+    result = app.approve_proposal(
+        str(user.id), proposal_id, body.final_text, body.note, expected, access=access
+    )
     services.poke()
     return command(response, result)
 
 
-def _decision(action: str, method: str) -> Any:
+def _decision(method: str, access_check: Any) -> Any:
     def route(
         proposal_id: ProposalId,
+        access: ProposalAccess,
         body: ReasonBody,
         user: CurrentUser,
         app: App,
@@ -216,11 +237,16 @@ def _decision(action: str, method: str) -> Any:
         response: Response,
         expected: ExpectedVersion,
     ) -> dict[str, Any]:
-        result = getattr(app, method)(str(user.id), proposal_id, body.reason, expected)
+        result = getattr(app, method)(
+            str(user.id), proposal_id, body.reason, expected, access=access
+        )
         services.poke()
         return command(response, result)
 
     route.__name__ = method
+    # the check of this route's action, as an object: the module's annotations are text,
+    # read in the module's namespace, where this function's argument is not
+    route.__annotations__["access"] = Annotated[ProposalAccess, access_check]
     return route
 
 
@@ -229,14 +255,15 @@ for _path, _action, _method in (
     ("request-revision", "request_revision", "request_revision"),
     ("reconsider", "reconsider", "reconsider_proposal"),
 ):
+    _check = proposal_action(_action)
     router.add_api_route(
         f"/proposals/{{proposal_id}}/{_path}",
-        _decision(_action, _method),
+        _decision(_method, _check),
         methods=["POST"],
         response_model=ProposalCommandOut,
         responses=CHANGE,
         name=_method,
-        dependencies=[proposal_action(_action)],
+        dependencies=[_check],
     )
 
 
@@ -244,10 +271,11 @@ for _path, _action, _method in (
     "/proposals/{proposal_id}/merge",
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[proposal_action("merge")],
+    dependencies=[MERGE],
 )
 def merge_proposal(
     proposal_id: ProposalId,
+    access: Annotated[ProposalAccess, MERGE],
     body: MergeBody,
     user: CurrentUser,
     app: App,
@@ -255,7 +283,9 @@ def merge_proposal(
     response: Response,
     expected: ExpectedVersion,
 ) -> dict[str, Any]:
-    result = app.merge_proposal(str(user.id), proposal_id, body.into, body.reason, expected)
+    result = app.merge_proposal(
+        str(user.id), proposal_id, body.into, body.reason, expected, access=access
+    )
     services.poke()
     return command(response, result)
 
@@ -265,10 +295,11 @@ def merge_proposal(
     status_code=201,
     response_model=CommentCreated,
     responses=responses(401, 403, 404, 409, 413, 422),
-    dependencies=[proposal_action("comment")],
+    dependencies=[COMMENT],
 )
 def comment_on_proposal(
     proposal_id: ProposalId,
+    access: Annotated[ProposalAccess, COMMENT],
     body: CommentCreate,
     user: CurrentUser,
     app: App,
@@ -277,7 +308,7 @@ def comment_on_proposal(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     result = app.comment_on_proposal(
-        str(user.id), proposal_id, body.text, idempotency_key=idempotency_key
+        str(user.id), proposal_id, body.text, idempotency_key=idempotency_key, access=access
     )
     services.poke()
     comment = result.extra["comment"]
@@ -310,10 +341,11 @@ async def list_comments(
     status_code=201,
     response_model=ProposalCommandOut,
     responses=responses(401, 403, 404, 409, 413, 422),
-    dependencies=[proposal_action("endorse")],
+    dependencies=[ENDORSE],
 )
 def endorse_proposal(
     proposal_id: ProposalId,
+    access: Annotated[ProposalAccess, ENDORSE],
     body: EndorsementCreate,
     user: CurrentUser,
     app: App,
@@ -322,7 +354,7 @@ def endorse_proposal(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     result = app.endorse_proposal(
-        str(user.id), proposal_id, body.delegation, idempotency_key=idempotency_key
+        str(user.id), proposal_id, body.delegation, idempotency_key=idempotency_key, access=access
     )
     services.poke()
     return command(response, result, f"/api/v1/proposals/{proposal_id}")

@@ -1469,3 +1469,28 @@ async def test_a_draft_over_http_reads_its_meeting_once(
     )
     assert response.status_code == 201, response.text
     assert len(reads) == 1
+
+
+async def test_a_decision_over_http_reads_its_meeting_once_and_its_proposal_twice(
+    client: httpx.AsyncClient,
+    core: PreparatoryMeetings,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The access check reads both; under the meeting's lock the proposal is read again."""
+    reads: list[str] = []
+    real = core._aggregates.get
+
+    def get(aggregate_id: Any, copy: bool = True) -> Any:
+        if str(aggregate_id) in (world.meeting, world.submitted):
+            reads.append(str(aggregate_id))
+        return real(aggregate_id, copy=copy)
+
+    monkeypatch.setattr(core._aggregates, "get", get)
+    response = await client.post(
+        f"/api/v1/proposals/{world.submitted}/approve",
+        json={"note": "Agreed by the chair"},
+        headers=world.chair.auth,
+    )
+    assert response.status_code == 200, response.text
+    assert (reads.count(world.meeting), reads.count(world.submitted)) == (1, 2)

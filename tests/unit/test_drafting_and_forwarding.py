@@ -1,5 +1,6 @@
-"""A draft reads its meeting once; a forwarding of the meeting by this process between that
-read and the draft's commit is still seen, and refuses the draft."""
+"""A draft reads its meeting once, and a decision its meeting once and its proposal twice
+(the check, then under the meeting's lock); a forwarding of the meeting by this process
+between the read and the commit is still seen, and refuses the command."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.application import PreparatoryMeetings
 from domain.errors import Forbidden, InvalidTransition
-from domain.proposal import Proposal
+from domain.proposal import APPROVED, SUBMITTED, Proposal
 from tests.given import TECH, Given, recorded_since
 
 
@@ -95,3 +96,47 @@ def test_an_access_checked_for_someone_else_is_checked_again(
     assert len(reads) == 1  # the observer's own check, which refuses them
     app.draft_proposal(given.proposer, given.meeting, TECH, "Own", "Mine.", access=access)
     assert len(reads) == 1  # the proposer's access is used as it was handed over
+
+
+def test_a_decision_handed_its_check_reads_the_meeting_once_and_the_proposal_twice(
+    app: PreparatoryMeetings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = Given(app).open()
+    pid = given.proposal(SUBMITTED)
+    meeting = meeting_reads(app, given.meeting, monkeypatch)
+    real = app._aggregates.get
+    proposal: list[int] = []
+
+    def get(aggregate_id: UUID, copy: bool = True) -> Any:
+        if str(aggregate_id) == pid:
+            proposal.append(1)
+        return real(aggregate_id, copy=copy)
+
+    monkeypatch.setattr(app._aggregates, "get", get)
+    access = app.check_proposal(given.chair, pid, "approve")
+    app.approve_proposal(given.chair, pid, access=access)
+    assert (len(meeting), len(proposal)) == (1, 2)
+
+
+def test_a_forwarding_after_a_decisions_check_refuses_the_decision(
+    app: PreparatoryMeetings,
+) -> None:
+    given = Given(app).open()
+    pid = given.proposal(SUBMITTED)
+    access = app.check_proposal(given.chair, pid, "approve")
+    given.close().forward()
+    start = app.last_position()
+    with pytest.raises(InvalidTransition, match="forwarded meeting"):
+        app.approve_proposal(given.chair, pid, access=access)
+    assert recorded_since(app, start) == []
+
+
+def test_a_check_of_another_action_or_actor_is_made_again(app: PreparatoryMeetings) -> None:
+    given = Given(app).open()
+    pid = given.proposal(SUBMITTED)
+    chair_approves = app.check_proposal(given.chair, pid, "approve")
+    with pytest.raises(Forbidden):
+        app.approve_proposal(given.observer, pid, access=chair_approves)
+    with pytest.raises(Forbidden):
+        app.withdraw_proposal(given.chair, pid, access=chair_approves)
+    assert app.approve_proposal(given.chair, pid, access=chair_approves).state["status"] == APPROVED
