@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+import pytest
 from eventsourcing.domain import DomainEvent
 
 from domain.application import SYSTEM, Forwarding, PreparatoryMeetings, new
@@ -52,6 +53,22 @@ def recorded_since(app: PreparatoryMeetings, position: int) -> list[DomainEvent]
 
 def kinds(events: list[DomainEvent]) -> list[type]:
     return [type(e) for e in events]
+
+
+def aggregate_reads(
+    app: PreparatoryMeetings, monkeypatch: pytest.MonkeyPatch, *ids: str
+) -> list[str]:
+    """A list that grows by the id of each read of one of these aggregates."""
+    reads: list[str] = []
+    real = app._aggregates.get
+
+    def get(aggregate_id: UUID, copy: bool = True) -> Any:
+        if str(aggregate_id) in ids:
+            reads.append(str(aggregate_id))
+        return real(aggregate_id, copy=copy)
+
+    monkeypatch.setattr(app._aggregates, "get", get)
+    return reads
 
 
 def forwarding(app: PreparatoryMeetings) -> Callable[[Meeting], Forwarding]:

@@ -37,6 +37,7 @@ from tests.e2e.conftest import (
     settings_for,
     wait_for,
 )
+from tests.given import aggregate_reads
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -1453,15 +1454,7 @@ async def test_a_draft_over_http_reads_its_meeting_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The access check before the body reads the meeting; the command uses that read."""
-    reads: list[str] = []
-    real = core._aggregates.get
-
-    def get(aggregate_id: Any, copy: bool = True) -> Any:
-        if str(aggregate_id) == world.meeting:
-            reads.append(str(aggregate_id))
-        return real(aggregate_id, copy=copy)
-
-    monkeypatch.setattr(core._aggregates, "get", get)
+    reads = aggregate_reads(core, monkeypatch, world.meeting)
     response = await client.post(
         f"/api/v1/meetings/{world.meeting}/proposals",
         json=proposal_body(submit=True),
@@ -1478,15 +1471,7 @@ async def test_a_decision_over_http_reads_its_meeting_once_and_its_proposal_twic
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The access check reads both; under the meeting's lock the proposal is read again."""
-    reads: list[str] = []
-    real = core._aggregates.get
-
-    def get(aggregate_id: Any, copy: bool = True) -> Any:
-        if str(aggregate_id) in (world.meeting, world.submitted):
-            reads.append(str(aggregate_id))
-        return real(aggregate_id, copy=copy)
-
-    monkeypatch.setattr(core._aggregates, "get", get)
+    reads = aggregate_reads(core, monkeypatch, world.meeting, world.submitted)
     response = await client.post(
         f"/api/v1/proposals/{world.submitted}/approve",
         json={"note": "Agreed by the chair"},

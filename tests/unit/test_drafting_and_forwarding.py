@@ -5,7 +5,6 @@ between the read and the commit is still seen, and refuses the command."""
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import IntegrityError
@@ -13,30 +12,14 @@ from eventsourcing.persistence import IntegrityError
 from domain.application import PreparatoryMeetings
 from domain.errors import Forbidden, InvalidTransition
 from domain.proposal import APPROVED, SUBMITTED, Proposal
-from tests.given import TECH, Given, recorded_since
-
-
-def meeting_reads(
-    app: PreparatoryMeetings, meeting: str, monkeypatch: pytest.MonkeyPatch
-) -> list[int]:
-    """A list that grows by one on each read of the meeting aggregate."""
-    reads: list[int] = []
-    real = app._aggregates.get
-
-    def get(aggregate_id: UUID, copy: bool = True) -> Any:
-        if str(aggregate_id) == meeting:
-            reads.append(1)
-        return real(aggregate_id, copy=copy)
-
-    monkeypatch.setattr(app._aggregates, "get", get)
-    return reads
+from tests.given import TECH, Given, aggregate_reads, recorded_since
 
 
 def test_a_draft_reads_its_meeting_once(
     app: PreparatoryMeetings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     given = Given(app).open()
-    reads = meeting_reads(app, given.meeting, monkeypatch)
+    reads = aggregate_reads(app, monkeypatch, given.meeting)
     app.draft_proposal(given.proposer, given.meeting, TECH, "Drones", "Use drones.", submit=True)
     assert len(reads) == 1
 
@@ -67,7 +50,7 @@ def test_a_draft_retried_after_a_conflict_reads_its_meeting_again(
     app: PreparatoryMeetings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     given = Given(app).open()
-    reads = meeting_reads(app, given.meeting, monkeypatch)
+    reads = aggregate_reads(app, monkeypatch, given.meeting)
     real = app._save
     conflicts: list[bool] = []
 
@@ -88,7 +71,7 @@ def test_an_access_checked_for_someone_else_is_checked_again(
 ) -> None:
     given = Given(app).open()
     access = app.check_draft(given.proposer, given.meeting)
-    reads = meeting_reads(app, given.meeting, monkeypatch)
+    reads = aggregate_reads(app, monkeypatch, given.meeting)
     with pytest.raises(Forbidden):
         app.draft_proposal(
             given.observer, given.meeting, TECH, "Borrowed", "Not mine.", access=access
@@ -103,19 +86,10 @@ def test_a_decision_handed_its_check_reads_the_meeting_once_and_the_proposal_twi
 ) -> None:
     given = Given(app).open()
     pid = given.proposal(SUBMITTED)
-    meeting = meeting_reads(app, given.meeting, monkeypatch)
-    real = app._aggregates.get
-    proposal: list[int] = []
-
-    def get(aggregate_id: UUID, copy: bool = True) -> Any:
-        if str(aggregate_id) == pid:
-            proposal.append(1)
-        return real(aggregate_id, copy=copy)
-
-    monkeypatch.setattr(app._aggregates, "get", get)
+    reads = aggregate_reads(app, monkeypatch, given.meeting, pid)
     access = app.check_proposal(given.chair, pid, "approve")
     app.approve_proposal(given.chair, pid, access=access)
-    assert (len(meeting), len(proposal)) == (1, 2)
+    assert (reads.count(given.meeting), reads.count(pid)) == (1, 2)
 
 
 def test_a_forwarding_after_a_decisions_check_refuses_the_decision(
