@@ -337,6 +337,21 @@ class PreparatoryMeetings(Application[UUID]):
             lock = self._meeting_locks.get(key)
         return 0 if lock is None else lock.exclusive_holds
 
+    def _meeting_under_lock(self, meeting: Meeting, forwardings: int) -> Callable[[], Meeting]:
+        """For a command under the meeting's shared lock, called on each attempt: the meeting
+        as its access check read it, or read again on a retry or when this process has
+        forwarded it since the check (``forwardings`` as ``_forwardings`` gave it then)."""
+        attempts = 0
+
+        def current() -> Meeting:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 or self._forwardings(meeting.id) != forwardings:
+                return self._get(Meeting, "meeting", meeting.id, shared=True)
+            return meeting
+
+        return current
+
     def _change(
         self,
         cls: type[A],
@@ -919,18 +934,12 @@ class PreparatoryMeetings(Application[UUID]):
             "submit": submit,
         }
 
-        attempts = 0
+        current_meeting = self._meeting_under_lock(meeting, forwardings)
 
         def build(id_: UUID | None, hashed: str | None) -> list[Aggregate | DomainEvent]:
             # checked only when creating: a retry of a recorded draft returns it whatever
-            # the meeting's state now. Under the meeting's shared lock: the meeting as read
-            # above is read again only if this process forwarded it since, or on a retry.
-            nonlocal attempts
-            attempts += 1
-            current = meeting
-            if attempts > 1 or self._forwardings(meeting.id) != forwardings:
-                current = self._get(Meeting, "meeting", meeting.id, shared=True)
-            current.require_status("draft", OPEN)
+            # the meeting's state now
+            current_meeting().require_status("draft", OPEN)
             proposal = new(
                 Proposal,
                 Proposal.Drafted,
@@ -1035,24 +1044,14 @@ class PreparatoryMeetings(Application[UUID]):
         access is checked before input, so that 404 and 403 answer before 422) and pass
         what it returns. The proposal is read again under the lock; the meeting, for its
         status, only if this process forwarded it since the check, or on a retry."""
-        meeting = access.meeting
-        attempts = 0
+        current_meeting = self._meeting_under_lock(access.meeting, access.forwardings)
 
         def checked(proposal: Proposal) -> list[Aggregate | DomainEvent]:
-            nonlocal attempts
-            attempts += 1
             proposal.check(action)
-            current = meeting
-            if (
-                attempts > 1
-                or proposal.meeting_id != str(meeting.id)
-                or self._forwardings(meeting.id) != access.forwardings
-            ):
-                current = self._get(Meeting, "meeting", proposal.meeting_id, shared=True)
-            current.require_status(action.replace("_", " "), *meeting_states)
+            current_meeting().require_status(action.replace("_", " "), *meeting_states)
             return decide(proposal) or []
 
-        with self._meeting_lock(str(meeting.id)).shared():
+        with self._meeting_lock(str(access.meeting.id)).shared():
             proposal, position, created = self._change_once(
                 Proposal, "proposal", proposal_id, expected_version, mark, checked
             )

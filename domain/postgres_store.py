@@ -16,7 +16,7 @@ of a command's CPU. The recorder renders each shape of statement once and keeps 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
@@ -174,14 +174,8 @@ class Recorder(PostgresApplicationRecorder):
     def _lock_table(self, curs: Any) -> None:
         for n, statement in enumerate(self.lock_table_statements):
             rendered = self._rendered.get(("lock", n))
-            if rendered is None:
-                if isinstance(statement, Composable):
-                    rendered = statement.as_bytes(curs.connection)
-                elif isinstance(statement, bytes):
-                    rendered = statement
-                else:  # a string or template: executed as the library does
-                    curs.execute(statement, prepare=True)
-                    continue
+            if rendered is None:  # the library composes them with psycopg.sql
+                rendered = cast(Composable, statement).as_bytes(curs.connection)
                 self._rendered["lock", n] = rendered
             curs.execute(rendered, prepare=True)
 

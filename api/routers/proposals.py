@@ -46,8 +46,8 @@ CHANGE = responses(401, 403, 404, 409, 412, 413, 422)
 
 def proposal_action(action: str) -> Any:
     """Access to ``action`` on the proposal, checked before the body (404 and 403 before
-    422). A route lists it among its dependencies, to fix the order of the checks, and
-    takes its value (the same call, made once) to hand to the command."""
+    422); the route hands it to the command. A route with other checks that must come
+    after it lists it first among its dependencies too (the same call, made once)."""
 
     async def check(
         proposal_id: ProposalId, user: CurrentUser, app: App, services: Services
@@ -57,13 +57,7 @@ def proposal_action(action: str) -> Any:
     return Depends(check)
 
 
-REVISE = proposal_action("revise")
 SUBMIT = proposal_action("submit")
-WITHDRAW = proposal_action("withdraw")
-APPROVE = proposal_action("approve")
-MERGE = proposal_action("merge")
-COMMENT = proposal_action("comment")
-ENDORSE = proposal_action("endorse")
 
 
 async def proposal_reader(
@@ -135,11 +129,10 @@ async def get_proposal(
     "/proposals/{proposal_id}",
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[REVISE],
 )
 def revise_proposal(
     proposal_id: ProposalId,
-    access: Annotated[ProposalAccess, REVISE],
+    access: Annotated[ProposalAccess, proposal_action("revise")],
     body: ProposalPatch,
     user: CurrentUser,
     app: App,
@@ -184,11 +177,10 @@ def submit_proposal(
     "/proposals/{proposal_id}/withdraw",
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[WITHDRAW],
 )
 def withdraw_proposal(
     proposal_id: ProposalId,
-    access: Annotated[ProposalAccess, WITHDRAW],
+    access: Annotated[ProposalAccess, proposal_action("withdraw")],
     user: CurrentUser,
     app: App,
     services: Services,
@@ -206,11 +198,10 @@ def withdraw_proposal(
     "/proposals/{proposal_id}/approve",
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[APPROVE],
 )
 def approve_proposal(
     proposal_id: ProposalId,
-    access: Annotated[ProposalAccess, APPROVE],
+    access: Annotated[ProposalAccess, proposal_action("approve")],
     user: CurrentUser,
     app: App,
     services: Services,
@@ -255,15 +246,13 @@ for _path, _action, _method in (
     ("request-revision", "request_revision", "request_revision"),
     ("reconsider", "reconsider", "reconsider_proposal"),
 ):
-    _check = proposal_action(_action)
     router.add_api_route(
         f"/proposals/{{proposal_id}}/{_path}",
-        _decision(_method, _check),
+        _decision(_method, proposal_action(_action)),
         methods=["POST"],
         response_model=ProposalCommandOut,
         responses=CHANGE,
         name=_method,
-        dependencies=[_check],
     )
 
 
@@ -271,11 +260,10 @@ for _path, _action, _method in (
     "/proposals/{proposal_id}/merge",
     response_model=ProposalCommandOut,
     responses=CHANGE,
-    dependencies=[MERGE],
 )
 def merge_proposal(
     proposal_id: ProposalId,
-    access: Annotated[ProposalAccess, MERGE],
+    access: Annotated[ProposalAccess, proposal_action("merge")],
     body: MergeBody,
     user: CurrentUser,
     app: App,
@@ -295,11 +283,10 @@ def merge_proposal(
     status_code=201,
     response_model=CommentCreated,
     responses=responses(401, 403, 404, 409, 413, 422),
-    dependencies=[COMMENT],
 )
 def comment_on_proposal(
     proposal_id: ProposalId,
-    access: Annotated[ProposalAccess, COMMENT],
+    access: Annotated[ProposalAccess, proposal_action("comment")],
     body: CommentCreate,
     user: CurrentUser,
     app: App,
@@ -341,11 +328,10 @@ async def list_comments(
     status_code=201,
     response_model=ProposalCommandOut,
     responses=responses(401, 403, 404, 409, 413, 422),
-    dependencies=[ENDORSE],
 )
 def endorse_proposal(
     proposal_id: ProposalId,
-    access: Annotated[ProposalAccess, ENDORSE],
+    access: Annotated[ProposalAccess, proposal_action("endorse")],
     body: EndorsementCreate,
     user: CurrentUser,
     app: App,
