@@ -192,19 +192,12 @@ def recommendations(world: World, fmt: str) -> tuple[str, dict[str, str]]:
     return f"/api/v1/meetings/{world.meeting}/recommendations?format={fmt}", world.observer.auth
 
 
-async def views_caught_up(app: FastAPI) -> None:
-    """Wait until a new app's views reflect its store, so that a request meant to be held
-    by the renderer is not held first by views still catching up."""
-    container = app.state.container
-    position = container.app.last_position()
-    assert await asyncio.to_thread(container.views.wait_for, position, 30.0)
-
-
 async def test_a_request_over_the_request_timeout_is_a_503_problem_with_retry_after(
     world: World, data_dir: Path, slow_md: SlowRenderer
 ) -> None:
-    with own_app(data_dir, **NO_LIMITS, request_timeout=0.3, render_timeout=60) as app:
-        await views_caught_up(app)
+    # long enough for the request to reach the held renderer even on a loaded machine
+    # (the first request of a new app has been seen to take more than 0.3 s to get there)
+    with own_app(data_dir, **NO_LIMITS, request_timeout=1.5, render_timeout=60) as app:
         async with client_for(app) as client:
             path, auth = recommendations(world, "md")
             started = time.monotonic()
@@ -214,8 +207,8 @@ async def test_a_request_over_the_request_timeout_is_a_503_problem_with_retry_af
             assert slow.headers["retry-after"].isdigit(), slow.headers
             assert slow.headers["x-request-id"]
             assert slow.headers["x-content-type-options"] == "nosniff"
-            assert "0.3 s" in body["detail"]
-            assert slow_md.entered.is_set() and 0.3 <= elapsed < 5, elapsed
+            assert "1.5 s" in body["detail"]
+            assert slow_md.entered.is_set() and 1.5 <= elapsed < 6, elapsed
             # the service answers other requests meanwhile
             assert (await client.get(ME, headers=auth)).status_code == 200
 
